@@ -1,0 +1,44 @@
+# accord build and test entry points. `make help` lists them.
+
+CARGO ?= cargo
+# Seeds run by `make test` (CI) and by the long simulation target.
+SIM_SEEDS_CI ?= 300
+SIM_SEEDS_LONG ?= 20000
+
+.PHONY: help build test test-rust test-sim lint sim sim-long bench fmt
+
+help:
+	@echo "make build     - build the library and the accord binary (release)"
+	@echo "make test      - every test suite: lint, unit, scenario and integration tests, $(SIM_SEEDS_CI) simulated seeds"
+	@echo "make sim       - 1000 simulated seeds on 5 nodes with every fault"
+	@echo "make sim-long  - $(SIM_SEEDS_LONG) simulated seeds (long)"
+	@echo "make bench     - core consensus benchmark (throughput, allocations)"
+	@echo "make fmt       - format the code"
+
+build:
+	$(CARGO) build --release
+
+test: lint test-rust test-sim
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+test-rust:
+	$(CARGO) test --release
+
+test-sim: build
+	./target/release/accord sim --nodes 3 --seeds $(SIM_SEEDS_CI) --faults all
+	./target/release/accord sim --nodes 5 --seeds $(SIM_SEEDS_CI) --faults all
+
+sim: build
+	./target/release/accord sim --nodes 5 --seeds 1000 --faults all
+
+sim-long: build
+	./target/release/accord sim --nodes 5 --seeds $(SIM_SEEDS_LONG) --faults all
+
+bench: build
+	./target/release/accord bench core
+
+fmt:
+	$(CARGO) fmt

@@ -1,0 +1,186 @@
+//! The `Storage` trait: what the consensus core reads from durable state, and an in-memory
+//! implementation used by tests, the simulator and the core benchmark.
+//!
+//! The core only *reads* storage. Writes happen outside the core, by whoever drives it, when it
+//! handles a [`super::Ready`]: append `ready.entries`, save `ready.hard_state`, make both durable,
+//! then call [`super::Raft::advance`]. The on-disk write-ahead log implements this same trait.
+
+use crate::error::{Error, Result};
+use crate::types::{ConfState, Entry, HardState, Index, Term};
+
+/// Read access to the durable log and hard state.
+///
+/// Entries are numbered from `first_index()` to `last_index()` with no gaps. The entry just
+/// before `first_index()` (the last one compacted into a snapshot) must still answer `term()`.
+pub trait Storage {
+    /// The hard state and membership recorded on disk at start-up.
+    fn initial_state(&self) -> Result<(HardState, ConfState)>;
+
+    /// Appends entries `[low, high)` to `out`, stopping early once `bytes_max` is exceeded, but
+    /// always returning at least one entry when `low < high`.
+    fn entries(&self, low: Index, high: Index, bytes_max: usize, out: &mut Vec<Entry>)
+        -> Result<()>;
+
+    /// The term of the entry at `index`; `first_index() - 1` must be answerable too.
+    fn term(&self, index: Index) -> Result<Term>;
+
+    /// The index of the first entry still held (entries before it were compacted).
+    fn first_index(&self) -> Index;
+
+    /// The index of the last entry held (`first_index() - 1` when there is none).
+    fn last_index(&self) -> Index;
+}
+
+/// An in-memory [`Storage`]: the durable state of a simulated or benchmarked node.
+#[derive(Clone, Debug, Default)]
+pub struct MemStorage {
+    hard_state: HardState,
+    conf_state: ConfState,
+    /// Index and term of the entry just before `entries[0]` (0, 0 until a snapshot exists).
+    base_index: Index,
+    base_term: Term,
+    entries: Vec<Entry>,
+}
+
+impl MemStorage {
+    /// Storage for a node of a new cluster whose voters are `voters`.
+    pub fn new_with_voters(voters: &[u64]) -> MemStorage {
+        MemStorage {
+            conf_state: ConfState {
+                voters: voters.to_vec(),
+                learners: Vec::new(),
+            },
+            ..MemStorage::default()
+        }
+    }
+
+    /// Makes `entries` durable, first discarding any held entries at or after the first one's
+    /// index (a conflicting suffix the leader overwrote).
+    pub fn append(&mut self, entries: &[Entry]) -> Result<()> {
+        let Some(first) = entries.first() else {
+            return Ok(());
+        };
+        if first.index <= self.base_index || first.index > self.last_index() + 1 {
+            return Err(Error::Corrupt(format!(
+                "append at index {} leaves a gap or rewrites compacted entries (held {}..={})",
+                first.index,
+                self.base_index + 1,
+                self.last_index()
+            )));
+        }
+        self.entries
+            .truncate((first.index - self.base_index - 1) as usize);
+        self.entries.extend_from_slice(entries);
+        Ok(())
+    }
+
+    /// Records the hard state.
+    pub fn set_hard_state(&mut self, hard_state: HardState) {
+        self.hard_state = hard_state;
+    }
+
+    /// The recorded hard state.
+    pub fn hard_state(&self) -> HardState {
+        self.hard_state
+    }
+
+    /// Every entry held, in order (for checks in tests and the simulator).
+    pub fn all_entries(&self) -> &[Entry] {
+        &self.entries
+    }
+}
+
+impl Storage for MemStorage {
+    fn initial_state(&self) -> Result<(HardState, ConfState)> {
+        Ok((self.hard_state, self.conf_state.clone()))
+    }
+
+    fn entries(
+        &self,
+        low: Index,
+        high: Index,
+        bytes_max: usize,
+        out: &mut Vec<Entry>,
+    ) -> Result<()> {
+        if low <= self.base_index {
+            return Err(Error::Compacted {
+                first_index: self.first_index(),
+            });
+        }
+        if high > self.last_index() + 1 || low > high {
+            return Err(Error::Unavailable(high.saturating_sub(1)));
+        }
+        let start = (low - self.base_index - 1) as usize;
+        let end = (high - self.base_index - 1) as usize;
+        let mut bytes = 0usize;
+        for entry in &self.entries[start..end] {
+            bytes += entry.size_bytes();
+            if bytes > bytes_max && bytes != entry.size_bytes() {
+                break;
+            }
+            out.push(entry.clone());
+        }
+        Ok(())
+    }
+
+    fn term(&self, index: Index) -> Result<Term> {
+        if index == self.base_index {
+            return Ok(self.base_term);
+        }
+        if index < self.base_index {
+            return Err(Error::Compacted {
+                first_index: self.first_index(),
+            });
+        }
+        match self.entries.get((index - self.base_index - 1) as usize) {
+            Some(entry) => Ok(entry.term),
+            None => Err(Error::Unavailable(index)),
+        }
+    }
+
+    fn first_index(&self) -> Index {
+        self.base_index + 1
+    }
+
+    fn last_index(&self) -> Index {
+        self.base_index + self.entries.len() as Index
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{EntryKind, Payload};
+
+    fn entry(index: Index, term: Term) -> Entry {
+        Entry {
+            term,
+            index,
+            kind: EntryKind::Normal,
+            data: Payload::from_slice(&[index as u8]),
+        }
+    }
+
+    #[test]
+    fn append_overwrites_conflicting_suffix_and_refuses_gaps() {
+        let mut storage = MemStorage::new_with_voters(&[1]);
+        storage.append(&[entry(1, 1), entry(2, 1), entry(3, 1)]).unwrap();
+        storage.append(&[entry(2, 2)]).unwrap();
+        assert_eq!(storage.last_index(), 2);
+        assert_eq!(storage.term(2).unwrap(), 2);
+        assert!(storage.append(&[entry(5, 2)]).is_err());
+        assert_eq!(storage.term(3), Err(Error::Unavailable(3)));
+        let mut out = Vec::new();
+        storage.entries(1, 3, usize::MAX, &mut out).unwrap();
+        assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn entries_respects_byte_budget_but_returns_at_least_one() {
+        let mut storage = MemStorage::new_with_voters(&[1]);
+        storage.append(&[entry(1, 1), entry(2, 1), entry(3, 1)]).unwrap();
+        let mut out = Vec::new();
+        storage.entries(1, 4, 1, &mut out).unwrap();
+        assert_eq!(out.len(), 1);
+    }
+}

@@ -1,0 +1,18 @@
+//! accord — an embeddable coordination engine.
+//!
+//! A service links this library and can join a cluster, elect a leader, take fenced locks,
+//! and replicate small state, with no separate coordination service to run.
+//!
+//! Layers, dependencies pointing downward only (see `DESIGN.md` in the project's shared docs):
+//! - [`core`]: sans-IO, deterministic consensus ([`core::raft`]) — no I/O, no clock.
+//! - [`sim`]: a deterministic simulator that drives many cores through a faulty network and
+//!   checks safety, liveness and linearizability after every step.
+//! - [`limits`], [`types`], [`error`]: bounds, shared data types, the error type.
+
+pub mod core;
+pub mod error;
+pub mod limits;
+pub mod sim;
+pub mod types;
+
+pub use error::{Error, Result};

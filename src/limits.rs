@@ -1,0 +1,78 @@
+//! Every bound in accord, in one place, with its unit in its name.
+//!
+//! Nothing in accord grows without limit: each queue, buffer, map and loop names the constant
+//! here that bounds it. Compile-time assertions at the bottom relate the constants to each
+//! other so that a change to one cannot silently break another.
+
+/// Largest command payload a single log entry may carry.
+pub const ENTRY_BYTES_MAX: usize = 1024 * 1024;
+
+/// Fixed per-entry overhead counted in byte budgets (term, index, kind, framing).
+pub const ENTRY_HEADER_BYTES: usize = 24;
+
+/// Most entries one AppendEntries message may carry.
+pub const APPEND_ENTRIES_COUNT_MAX: usize = 4096;
+
+/// Byte budget of one AppendEntries message (the first entry is always sent, even if larger,
+/// so that an entry at [`ENTRY_BYTES_MAX`] can still be replicated).
+pub const APPEND_BYTES_MAX: usize = 1024 * 1024;
+
+/// AppendEntries messages in flight to one follower before the leader waits for acks.
+pub const INFLIGHT_MESSAGES_MAX: usize = 256;
+
+/// Proposals one `propose_batch` call may carry.
+pub const PROPOSAL_BATCH_COUNT_MAX: usize = 4096;
+
+/// Bytes of proposed but not yet committed entries a leader accepts before refusing new
+/// proposals (back-pressure when followers cannot keep up).
+pub const UNCOMMITTED_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Linearizable reads waiting for a ReadIndex round on one node.
+pub const PENDING_READS_MAX: usize = 65_536;
+
+/// Messages produced by one node between two `ready()` calls.
+pub const OUTBOX_MESSAGES_MAX: usize = 65_536;
+
+/// Voters (and, separately, learners) a configuration may hold.
+pub const VOTERS_MAX: usize = 7;
+
+/// Learners a configuration may hold.
+pub const LEARNERS_MAX: usize = 16;
+
+/// Smallest election timeout, in ticks.
+pub const ELECTION_TICKS_MIN: u32 = 3;
+
+/// Largest election timeout, in ticks.
+pub const ELECTION_TICKS_MAX: u32 = 10_000;
+
+/// Nodes one simulated cluster may have.
+pub const SIM_NODES_MAX: usize = 7;
+
+/// Clients one simulated cluster runs.
+pub const SIM_CLIENTS_MAX: usize = 16;
+
+/// Messages held in the simulated network at once; beyond this, new messages are dropped
+/// (as a congested real network would).
+pub const SIM_NETWORK_MESSAGES_MAX: usize = 200_000;
+
+/// Steps of one simulated run (events processed), fault phase and healing phase together.
+pub const SIM_STEPS_MAX: u64 = 20_000_000;
+
+/// Operations recorded in one simulated history.
+pub const SIM_HISTORY_OPERATIONS_MAX: usize = 100_000;
+
+/// Search steps the linearizability checker may take on one key before it gives up (giving up
+/// counts as a failure, never a pass).
+pub const LINEARIZABILITY_STEPS_MAX: u64 = 50_000_000;
+
+/// Seeds one `accord sim` invocation may run.
+pub const SIM_SEEDS_MAX: u64 = 10_000_000;
+
+const _: () = assert!(APPEND_BYTES_MAX >= ENTRY_BYTES_MAX);
+const _: () = assert!(UNCOMMITTED_BYTES_MAX >= 2 * APPEND_BYTES_MAX);
+const _: () = assert!(ELECTION_TICKS_MIN >= 3);
+const _: () = assert!(ELECTION_TICKS_MIN < ELECTION_TICKS_MAX);
+const _: () = assert!(SIM_NODES_MAX <= VOTERS_MAX);
+const _: () = assert!(INFLIGHT_MESSAGES_MAX > 0 && APPEND_ENTRIES_COUNT_MAX > 0);
+// Payload windows are u32 offsets; an entry must fit.
+const _: () = assert!(ENTRY_BYTES_MAX < u32::MAX as usize);

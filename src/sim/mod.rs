@@ -1,0 +1,3 @@
+//! The deterministic simulator: many consensus cores, one seed, virtual time, a faulty network.
+
+pub mod history;
