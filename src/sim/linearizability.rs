@@ -14,7 +14,9 @@
 //! next call after it. The search succeeds once every operation with a known outcome is
 //! linearized and fails when it must backtrack with an empty stack. A cache of (set of linearized
 //! operations, register state) pairs already reached prunes the search: two paths reaching the
-//! same pair have the same futures.
+//! same pair have the same futures. Values no operation left can tell apart are merged into one
+//! abstract value, and unknown-outcome operations are only linearized where that can matter
+//! (see `check_key`), so that operations that never returned do not multiply the configurations.
 
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -103,9 +105,98 @@ enum KeyVerdict {
 /// One operation of a key's sub-history, as the search sees it.
 #[derive(Clone, Copy)]
 struct Op {
+    /// The request, its values abstracted (see [`Abstraction`]).
     input: OpInput,
-    /// `None`: the outcome is unknown and any answer is accepted.
+    /// The answer, its values abstracted; `None`: the outcome is unknown and any answer is
+    /// accepted.
     output: Option<OpOutput>,
+    /// For an unknown-outcome operation: the previous (by invocation) unknown-outcome operation
+    /// with the same abstracted request, which must be linearized before this one is.
+    previous_twin: Option<usize>,
+}
+
+impl Op {
+    /// What the operation asks of the (abstracted) register value.
+    fn need(&self) -> Need {
+        match (self.input, self.output) {
+            (OpInput::Get, Some(OpOutput::Value(Some(seen)))) => Need::Equal(seen),
+            (OpInput::Cas { expected, .. }, None | Some(OpOutput::Swapped(true))) => {
+                Need::Equal(expected)
+            }
+            (OpInput::Cas { expected, .. }, Some(OpOutput::Swapped(false))) => {
+                Need::Differ(expected)
+            }
+            _ => Need::Nothing,
+        }
+    }
+}
+
+/// What an operation asks of the (abstracted) register value.
+#[derive(Clone, Copy)]
+enum Need {
+    /// Nothing in particular.
+    Nothing,
+    /// To hold this value (a get that saw it, a compare-and-swap that succeeded with it, or one
+    /// with unknown outcome that may).
+    Equal(u64),
+    /// Not to hold this value (a compare-and-swap whose comparison with it failed).
+    Differ(u64),
+}
+
+/// The needs of the operations not linearized yet, counted per (abstracted) value. A function of
+/// the set of linearized operations, so it may steer the search without upsetting the cache.
+struct Demand {
+    equal: Vec<u32>,
+    differ: Vec<u32>,
+}
+
+impl Demand {
+    fn add(&mut self, need: Need) {
+        let (counts, value) = match need {
+            Need::Nothing => return,
+            Need::Equal(value) => (&mut self.equal, value),
+            Need::Differ(value) => (&mut self.differ, value),
+        };
+        if let Some(count) = usize::try_from(value).ok().and_then(|v| counts.get_mut(v)) {
+            *count += 1;
+        }
+    }
+
+    fn remove(&mut self, need: Need) {
+        let (counts, value) = match need {
+            Need::Nothing => return,
+            Need::Equal(value) => (&mut self.equal, value),
+            Need::Differ(value) => (&mut self.differ, value),
+        };
+        if let Some(count) = usize::try_from(value).ok().and_then(|v| counts.get_mut(v)) {
+            *count = count.saturating_sub(1);
+        }
+    }
+
+    fn count(counts: &[u32], state: State) -> u32 {
+        state
+            .and_then(|value| usize::try_from(value).ok())
+            .and_then(|value| counts.get(value).copied())
+            .unwrap_or(0)
+    }
+
+    /// Whether some operation left needs the register to hold `state`.
+    fn wanted(&self, state: State) -> bool {
+        Self::count(&self.equal, state) > 0
+    }
+
+    /// Whether some operation left needs the register not to hold `state`.
+    fn refused(&self, state: State) -> bool {
+        Self::count(&self.differ, state) > 0
+    }
+
+    /// `state`, or the shared `other` value when no operation left can tell it from that.
+    fn canonical(&self, state: State, other: u64) -> State {
+        match state {
+            Some(_) if !self.wanted(state) && !self.refused(state) => Some(other),
+            _ => state,
+        }
+    }
 }
 
 /// Whether `output` is an answer of the right kind for `input`.
@@ -161,6 +252,12 @@ impl Bitset {
             self.words.resize(word + 1, 0);
         }
         self.words[word] |= 1 << (bit % 64);
+    }
+
+    fn contains(&self, bit: usize) -> bool {
+        self.words
+            .get(bit / 64)
+            .is_some_and(|word| word & (1 << (bit % 64)) != 0)
     }
 
     fn remove(&mut self, bit: usize) {
@@ -294,7 +391,92 @@ impl Events {
     }
 }
 
+/// Maps the values of one key's sub-history onto a smaller alphabet that the register model
+/// cannot tell apart from the real one.
+///
+/// Only values some operation compares the register with matter: those completed gets saw and
+/// those compare-and-swaps expect. Each gets its own number (`0..`), in increasing order; every
+/// other value maps to one shared number (the next one, [`Abstraction::other`]), since no
+/// operation can tell such values apart. The model behaves the same on abstracted values, and
+/// unknown-outcome writes of unobserved values become interchangeable (see [`check_key`]).
+struct Abstraction {
+    relevant: BTreeMap<u64, u64>,
+}
+
+impl Abstraction {
+    fn new(ops: &[Op]) -> Self {
+        let mut relevant: BTreeMap<u64, u64> = BTreeMap::new();
+        for op in ops {
+            if let OpInput::Cas { expected, .. } = op.input {
+                relevant.insert(expected, 0);
+            }
+            if let Some(OpOutput::Value(Some(seen))) = op.output {
+                relevant.insert(seen, 0);
+            }
+        }
+        for (number, slot) in (0u64..).zip(relevant.values_mut()) {
+            *slot = number;
+        }
+        Abstraction { relevant }
+    }
+
+    /// The number every value nobody compares with maps to.
+    fn other(&self) -> u64 {
+        self.relevant.len() as u64
+    }
+
+    fn value(&self, value: u64) -> u64 {
+        self.relevant
+            .get(&value)
+            .copied()
+            .unwrap_or_else(|| self.other())
+    }
+
+    fn op(&self, op: Op) -> Op {
+        let input = match op.input {
+            OpInput::Put(value) => OpInput::Put(self.value(value)),
+            OpInput::Get => OpInput::Get,
+            OpInput::Cas { expected, new } => OpInput::Cas {
+                expected: self.value(expected),
+                new: self.value(new),
+            },
+        };
+        let output = match op.output {
+            Some(OpOutput::Value(seen)) => Some(OpOutput::Value(seen.map(|v| self.value(v)))),
+            other => other,
+        };
+        Op {
+            input,
+            output,
+            previous_twin: op.previous_twin,
+        }
+    }
+}
+
+/// A hashable, ordered stand-in for an (abstracted) request.
+fn input_class(input: OpInput) -> (u8, u64, u64) {
+    match input {
+        OpInput::Put(value) => (0, value, 0),
+        OpInput::Get => (1, 0, 0),
+        OpInput::Cas { expected, new } => (2, expected, new),
+    }
+}
+
 /// Searches for a linearization of one key's operations.
+///
+/// Besides the cache, three reductions keep unknown-outcome operations (which stay concurrent
+/// with everything after their invocation) from multiplying the configurations; none loses a
+/// linearization, since each only skips placements that could be replaced by putting the
+/// operation at the very end (never happening):
+///
+/// - The state is kept canonical: a value no operation left can tell apart from the shared
+///   abstract value becomes that value, so equivalent configurations meet in the cache.
+/// - An unknown-outcome operation is linearized only where it changes the canonical state, and
+///   only if some operation left needs the new value or some operation left needs the register
+///   not to hold the current one (a write nobody needs is useful only to make a failed
+///   compare-and-swap fail).
+/// - Unknown-outcome operations with the same abstracted request are interchangeable, so they
+///   are linearized in invocation order only.
 ///
 /// Memory: the cache gains at most one entry (a bitset of one bit per operation and a state)
 /// per step, so it is bounded indirectly by the step budget, as is the stack (at most one entry
@@ -318,6 +500,7 @@ fn check_key(operations: &[&Operation], steps_max: u64) -> KeyVerdict {
         ops.push(Op {
             input: operation.input,
             output,
+            previous_twin: None,
         });
         let invoked = operation.invoked;
         let returned = match operation.returned {
@@ -328,6 +511,28 @@ fn check_key(operations: &[&Operation], steps_max: u64) -> KeyVerdict {
         events.push(((returned.0, returned.1, true, index), call_node(index) + 1));
     }
     events.sort_unstable();
+
+    let abstraction = Abstraction::new(&ops);
+    let other = abstraction.other();
+    for op in &mut ops {
+        *op = abstraction.op(*op);
+    }
+    // Chain unknown-outcome twins in invocation order (the order of their call events).
+    let mut last_twin: BTreeMap<(u8, u64, u64), usize> = BTreeMap::new();
+    for &((_, _, is_return, index), _) in &events {
+        if is_return || ops[index].output.is_some() {
+            continue;
+        }
+        ops[index].previous_twin = last_twin.insert(input_class(ops[index].input), index);
+    }
+    let values = abstraction.relevant.len();
+    let mut demand = Demand {
+        equal: vec![0; values],
+        differ: vec![0; values],
+    };
+    for op in &ops {
+        demand.add(op.need());
+    }
 
     let nodes = 2 + 2 * ops.len();
     let mut list = Events {
@@ -363,29 +568,40 @@ fn check_key(operations: &[&Operation], steps_max: u64) -> KeyVerdict {
         if is_call(node) {
             let index = op_of(node);
             let op = ops[index];
-            if let Some(after) = step(state, op) {
-                linearized.insert(index);
-                // Move the bitset into the probe and back, so only new entries are cloned.
-                let probe = CacheEntry {
-                    linearized: std::mem::take(&mut linearized),
-                    state: after,
-                };
-                let fresh = !cache.contains(&probe);
-                if fresh {
-                    cache.insert(probe.clone());
-                }
-                linearized = probe.linearized;
-                if fresh {
-                    stack.push((index, state));
-                    state = after;
-                    list.lift(index);
-                    if op.output.is_some() {
-                        remaining -= 1;
+            let twin_done = op
+                .previous_twin
+                .map_or(true, |twin| linearized.contains(twin));
+            if let Some(raw) = step(state, op).filter(|_| twin_done) {
+                demand.remove(op.need());
+                let after = demand.canonical(raw, other);
+                let admissible = op.output.is_some()
+                    || (after != demand.canonical(state, other)
+                        && (demand.wanted(after) || demand.refused(state)));
+                if admissible {
+                    linearized.insert(index);
+                    // Move the bitset into the probe and back, so only new entries are cloned.
+                    let probe = CacheEntry {
+                        linearized: std::mem::take(&mut linearized),
+                        state: after,
+                    };
+                    let fresh = !cache.contains(&probe);
+                    if fresh {
+                        cache.insert(probe.clone());
                     }
-                    node = list.next[HEAD];
-                    continue;
+                    linearized = probe.linearized;
+                    if fresh {
+                        stack.push((index, state));
+                        state = after;
+                        list.lift(index);
+                        if op.output.is_some() {
+                            remaining -= 1;
+                        }
+                        node = list.next[HEAD];
+                        continue;
+                    }
+                    linearized.remove(index);
                 }
-                linearized.remove(index);
+                demand.add(op.need());
             }
             node = list.next[node];
         } else {
@@ -395,6 +611,7 @@ fn check_key(operations: &[&Operation], steps_max: u64) -> KeyVerdict {
             };
             state = before;
             linearized.remove(index);
+            demand.add(ops[index].need());
             list.unlift(index);
             if ops[index].output.is_some() {
                 remaining += 1;

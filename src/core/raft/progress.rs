@@ -53,6 +53,11 @@ impl Inflights {
         }
     }
 
+    /// Frees the oldest message (its answer may have been lost).
+    pub fn free_first(&mut self) {
+        self.last_indexes.pop_front();
+    }
+
     /// Forgets every message (on a state change).
     pub fn reset(&mut self) {
         self.last_indexes.clear();
@@ -85,6 +90,9 @@ pub struct Progress {
     pub is_learner: bool,
     /// Highest ReadIndex round this member acknowledged in the leader's current term.
     pub read_round_acked: u64,
+    /// The match index when the previous heartbeat answer arrived (to notice a stalled
+    /// pipeline whose messages were lost).
+    pub match_at_last_heartbeat: Index,
 }
 
 impl Progress {
@@ -99,6 +107,7 @@ impl Progress {
             inflights: Inflights::new(inflight_max),
             is_learner,
             read_round_acked: 0,
+            match_at_last_heartbeat: 0,
         }
     }
 

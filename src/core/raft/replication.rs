@@ -263,6 +263,17 @@ impl<S: Storage> Raft<S> {
         progress.recent_active = true;
         progress.probe_sent = false;
         progress.read_round_acked = progress.read_round_acked.max(read_round);
+        let stalled = progress.match_index == progress.match_at_last_heartbeat;
+        progress.match_at_last_heartbeat = progress.match_index;
+        if progress.state == ProgressState::Replicate
+            && progress.match_index < last_index
+            && stalled
+        {
+            // No acknowledgement for a whole heartbeat interval while entries are outstanding:
+            // they (or their answers) were probably lost. Probe again from the match index;
+            // re-sent entries that did arrive are harmless duplicates.
+            progress.become_probe();
+        }
         if progress.match_index < last_index {
             self.send_append(from, false);
         }

@@ -84,6 +84,19 @@ impl MemStorage {
         self.hard_state
     }
 
+    /// Discards entries up to and including `index` (they were applied everywhere that
+    /// matters; snapshots, which let a lagging follower catch up past them, come later).
+    pub fn compact(&mut self, index: Index) -> Result<()> {
+        if index <= self.base_index {
+            return Ok(());
+        }
+        let term = self.term(index)?;
+        self.entries.drain(..(index - self.base_index) as usize);
+        self.base_index = index;
+        self.base_term = term;
+        Ok(())
+    }
+
     /// Every entry held, in order (for checks in tests and the simulator).
     pub fn all_entries(&self) -> &[Entry] {
         &self.entries
@@ -173,6 +186,20 @@ mod tests {
         let mut out = Vec::new();
         storage.entries(1, 3, usize::MAX, &mut out).unwrap();
         assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn compaction_keeps_the_boundary_term_and_refuses_compacted_reads() {
+        let mut storage = MemStorage::new_with_voters(&[1]);
+        storage.append(&[entry(1, 1), entry(2, 2), entry(3, 2)]).unwrap();
+        storage.compact(2).unwrap();
+        assert_eq!(storage.first_index(), 3);
+        assert_eq!(storage.term(2).unwrap(), 2);
+        assert!(matches!(storage.term(1), Err(Error::Compacted { .. })));
+        let mut out = Vec::new();
+        assert!(storage.entries(2, 4, usize::MAX, &mut out).is_err());
+        storage.entries(3, 4, usize::MAX, &mut out).unwrap();
+        assert_eq!(out[0].index, 3);
     }
 
     #[test]

@@ -1,2 +1,0 @@
-//! The `accord` command.
-fn main() {}

@@ -1,0 +1,47 @@
+//! The `accord` command: simulation and benchmarks today; server, CLI and demo as they land.
+
+mod args;
+mod bench;
+mod counting_alloc;
+mod sim;
+
+use std::process::ExitCode;
+
+#[global_allocator]
+static ALLOCATOR: counting_alloc::CountingAllocator = counting_alloc::CountingAllocator;
+
+const USAGE: &str = "\
+accord — an embeddable coordination engine
+
+usage: accord <command> [options]
+
+commands:
+  sim      run the deterministic simulator over many seeds (accord sim --help)
+  bench    run a benchmark: `accord bench core` (accord bench --help)
+  help     show this text
+";
+
+fn main() -> ExitCode {
+    let mut arguments: Vec<String> = std::env::args().skip(1).collect();
+    if arguments.is_empty() {
+        eprint!("{USAGE}");
+        return ExitCode::from(2);
+    }
+    let command = arguments.remove(0);
+    let result = match command.as_str() {
+        "sim" => sim::main(arguments),
+        "bench" => bench::main(arguments),
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        other => Err(format!("unknown command '{other}'\n\n{USAGE}")),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("accord: {message}");
+            ExitCode::from(2)
+        }
+    }
+}

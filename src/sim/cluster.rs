@@ -1,0 +1,637 @@
+//! A simulated cluster: Raft nodes over in-memory storage, a simulated network, virtual time,
+//! and the safety checks run after every step.
+//!
+//! Each node is driven exactly as a real runtime drives the core (see the Ready contract in
+//! `core::raft`): send `messages`, persist `entries` and `hard_state`, `advance`, send
+//! `persisted_messages`, apply `committed_entries`, serve `read_states`. A crash throws away
+//! the node's memory and keeps only its `MemStorage`; a *torn* crash happens in the middle of
+//! handling a `Ready`, after its messages went out and with only a prefix of its entries
+//! written, so what was never durable is lost exactly as after a power cut.
+
+use super::history::{OpInput, OpOutput, Operation};
+use super::invariants::{Invariants, Violation};
+use super::kv::{Command, KvStore};
+use super::network::{Event, Network, TICK_US};
+use super::workload::Client;
+use crate::core::raft::{Config, MemStorage, Raft, Role};
+use crate::core::rng::Rng;
+use crate::error::Result;
+use crate::types::{EntryKind, Index, NodeId, Payload, Term};
+
+/// `Ready` batches handled per node per step before yielding (a bound, never reached in
+/// practice: each round consumes the node's pending work).
+const READY_ROUNDS_MAX: usize = 64;
+
+/// Settings of a simulated cluster's Raft nodes.
+#[derive(Clone, Debug)]
+pub struct RaftSettings {
+    /// Election timeout in ticks.
+    pub election_ticks: u32,
+    /// Heartbeat interval in ticks.
+    pub heartbeat_ticks: u32,
+    /// Pre-vote on or off.
+    pub pre_vote: bool,
+    /// Check-quorum on or off.
+    pub check_quorum: bool,
+}
+
+impl Default for RaftSettings {
+    fn default() -> RaftSettings {
+        RaftSettings {
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            pre_vote: true,
+            check_quorum: true,
+        }
+    }
+}
+
+/// One simulated node.
+pub(super) struct SimNode {
+    pub(super) id: NodeId,
+    /// `None` while crashed.
+    pub(super) raft: Option<Raft<MemStorage>>,
+    /// The durable state while crashed.
+    pub(super) durable: Option<MemStorage>,
+    pub(super) kv: KvStore,
+    /// Confirmed reads waiting for the applied index to reach theirs: (request, index).
+    pub(super) reads: Vec<(u64, Index)>,
+    pub(super) incarnation: u32,
+    /// Crash in the middle of handling the next `Ready`.
+    pub(super) torn_crash_pending: bool,
+    /// Frozen (a long GC or VM pause) until this virtual time.
+    pub(super) paused_until: u64,
+    /// Per-node tick interval (clocks drift a little apart).
+    pub(super) tick_us: u64,
+    /// Role and term last seen, to trace changes.
+    pub(super) last_role: (Role, Term),
+}
+
+/// A simulated cluster and everything observed in it.
+pub struct Cluster {
+    /// Virtual time, in microseconds.
+    pub now: u64,
+    pub(super) nodes: Vec<SimNode>,
+    pub(super) network: Network,
+    pub(super) rng: Rng,
+    pub(super) settings: RaftSettings,
+    pub(super) invariants: Invariants,
+    pub(super) history: Vec<Operation>,
+    pub(super) clients: Vec<Client>,
+    /// Writes whose success a client saw: (index, term) of their entries.
+    pub(super) acked_writes: Vec<(Index, Term)>,
+    /// The first violation seen; the run stops at it.
+    pub violation: Option<Violation>,
+    /// Events processed.
+    pub steps: u64,
+    /// Malformed messages the nodes correctly refused.
+    pub bad_inputs_rejected: u64,
+    /// Print role changes, crashes and restarts to stderr (`ACCORD_SIM_TRACE=1`).
+    pub trace: bool,
+    /// Faults the nemesis injects.
+    pub(super) faults: super::nemesis::FaultSet,
+    /// Virtual time at which the nemesis stops.
+    pub(super) faults_until: u64,
+}
+
+impl Cluster {
+    /// A healthy cluster of `nodes` voters, ids 1..=nodes, with no clients or faults yet.
+    pub fn new(nodes: usize, seed: u64, settings: RaftSettings) -> Cluster {
+        let mut rng = Rng::new(seed);
+        let voters: Vec<NodeId> = (1..=nodes as NodeId).collect();
+        let network = Network::new(rng.fork());
+        let mut cluster = Cluster {
+            now: 0,
+            nodes: Vec::with_capacity(nodes),
+            network,
+            rng,
+            settings,
+            invariants: Invariants::default(),
+            history: Vec::new(),
+            clients: Vec::new(),
+            acked_writes: Vec::new(),
+            violation: None,
+            steps: 0,
+            bad_inputs_rejected: 0,
+            trace: std::env::var_os("ACCORD_SIM_TRACE").is_some(),
+            faults: super::nemesis::FaultSet::default(),
+            faults_until: 0,
+        };
+        for &id in &voters {
+            // Clocks drift: each node's tick lasts within ±2% of the nominal tick.
+            let tick_us = cluster.rng.range(TICK_US * 98 / 100, TICK_US * 102 / 100 + 1);
+            cluster.nodes.push(SimNode {
+                id,
+                raft: None,
+                durable: Some(MemStorage::new_with_voters(&voters)),
+                kv: KvStore::default(),
+                reads: Vec::new(),
+                incarnation: 0,
+                torn_crash_pending: false,
+                paused_until: 0,
+                tick_us,
+                last_role: (Role::Follower, 0),
+            });
+            cluster.restart(id);
+        }
+        cluster
+    }
+
+    // ----- inspection -----
+
+    /// The node's Raft state, if it is running.
+    pub fn raft(&self, id: NodeId) -> Option<&Raft<MemStorage>> {
+        self.node(id).and_then(|n| n.raft.as_ref())
+    }
+
+    /// Mutable access to a running node's Raft state (tests use it to inject inputs).
+    pub fn raft_mut(&mut self, id: NodeId) -> Option<&mut Raft<MemStorage>> {
+        self.node_mut(id).and_then(|n| n.raft.as_mut())
+    }
+
+    /// The ids of all nodes.
+    pub fn ids(&self) -> Vec<NodeId> {
+        self.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// The leader of the highest term among running nodes, if any.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.raft.as_ref())
+            .filter(|r| r.role() == Role::Leader)
+            .max_by_key(|r| r.term())
+            .map(|r| r.id())
+    }
+
+    /// The value a node's replica holds for `key`.
+    pub fn kv_value(&self, id: NodeId, key: u32) -> Option<u64> {
+        self.node(id).and_then(|n| n.kv.get(key))
+    }
+
+    /// The recorded client history.
+    pub fn history(&self) -> &[Operation] {
+        &self.history
+    }
+
+    /// Number of times some node became leader.
+    pub fn elections(&self) -> u64 {
+        self.invariants.elections
+    }
+
+    /// Highest index applied anywhere.
+    pub fn applied_anywhere(&self) -> Index {
+        self.invariants.applied_len()
+    }
+
+    /// One line describing every node (role, term, log and commit positions, and the
+    /// leader's view of its followers), for failure reports.
+    pub fn describe_nodes(&self) -> String {
+        let mut parts = Vec::new();
+        for node in &self.nodes {
+            let Some(raft) = node.raft.as_ref() else {
+                parts.push(format!("node {} down", node.id));
+                continue;
+            };
+            let mut part = format!(
+                "node {} {:?} term={} last={} commit={} applied={}",
+                node.id,
+                raft.role(),
+                raft.term(),
+                raft.last_index(),
+                raft.commit_index(),
+                raft.applied_index()
+            );
+            if raft.role() == Role::Leader {
+                for p in raft.tracker().iter() {
+                    part += &format!(
+                        " [{}: match={} next={} {:?} paused={} inflight={}]",
+                        p.id,
+                        p.match_index,
+                        p.next_index,
+                        p.state,
+                        p.is_paused(),
+                        p.inflights.count()
+                    );
+                }
+            }
+            parts.push(part);
+        }
+        parts.join("; ")
+    }
+
+    pub(super) fn node(&self, id: NodeId) -> Option<&SimNode> {
+        self.nodes.get((id as usize).checked_sub(1)?)
+    }
+
+    pub(super) fn node_mut(&mut self, id: NodeId) -> Option<&mut SimNode> {
+        self.nodes.get_mut((id as usize).checked_sub(1)?)
+    }
+
+    // ----- control -----
+
+    /// Proposes a raw command on node `id` and handles the resulting `Ready`.
+    pub fn propose(&mut self, id: NodeId, data: &[u8]) -> Result<Index> {
+        let raft = self
+            .raft_mut(id)
+            .ok_or(crate::error::Error::NotLeader { leader: None })?;
+        let index = raft.propose(Payload::from_slice(data))?;
+        self.process(id);
+        Ok(index)
+    }
+
+    /// Cuts every link to and from `id`.
+    pub fn isolate(&mut self, id: NodeId) {
+        for other in self.ids() {
+            if other != id {
+                self.network.set_blocked(id, other, true);
+                self.network.set_blocked(other, id, true);
+            }
+        }
+    }
+
+    /// Splits the cluster: nodes in `side` can talk only among themselves, the rest likewise.
+    pub fn partition(&mut self, side: &[NodeId]) {
+        for a in self.ids() {
+            for b in self.ids() {
+                let split = side.contains(&a) != side.contains(&b);
+                self.network.set_blocked(a, b, split);
+            }
+        }
+    }
+
+    /// Cuts (or restores) the one-way link `from` → `to`.
+    pub fn set_link(&mut self, from: NodeId, to: NodeId, blocked: bool) {
+        self.network.set_blocked(from, to, blocked);
+    }
+
+    /// Restores every link, removes every link fault and cancels pending torn crashes.
+    pub fn heal(&mut self) {
+        self.network.heal();
+        for node in &mut self.nodes {
+            node.torn_crash_pending = false;
+        }
+    }
+
+    /// Sets the link faults (drop, duplicate, delay, jitter) in force.
+    pub fn set_link_faults(&mut self, faults: super::network::LinkFaults) {
+        self.network.faults = faults;
+    }
+
+    /// Stops node `id` at once, keeping only what it made durable.
+    pub fn crash(&mut self, id: NodeId) {
+        let Some(node) = self.node_mut(id) else {
+            return;
+        };
+        let Some(raft) = node.raft.take() else {
+            return;
+        };
+        node.durable = Some(raft.into_storage());
+        node.kv = KvStore::default();
+        node.reads.clear();
+        node.incarnation += 1;
+        node.torn_crash_pending = false;
+        if self.trace {
+            eprintln!("t={} node {id} crashed", self.now);
+        }
+        self.abandon_client_ops_on(id);
+    }
+
+    /// Makes node `id` crash midway through handling its next `Ready`.
+    pub fn crash_torn(&mut self, id: NodeId) {
+        if let Some(node) = self.node_mut(id) {
+            node.torn_crash_pending = node.raft.is_some();
+        }
+    }
+
+    /// Starts a crashed node from its durable state.
+    pub fn restart(&mut self, id: NodeId) {
+        let seed = self.rng.next_u64();
+        let settings = self.settings.clone();
+        let now = self.now;
+        let Some(node) = self.node_mut(id) else {
+            return;
+        };
+        let Some(storage) = node.durable.take() else {
+            return;
+        };
+        let mut config = Config::new(id);
+        config.election_ticks = settings.election_ticks;
+        config.heartbeat_ticks = settings.heartbeat_ticks;
+        config.pre_vote = settings.pre_vote;
+        config.check_quorum = settings.check_quorum;
+        config.seed = seed;
+        match Raft::new(config, storage.clone()) {
+            Ok(raft) => node.raft = Some(raft),
+            Err(error) => {
+                node.durable = Some(storage);
+                self.fail(format!("node {id} cannot restart from its storage: {error}"));
+                return;
+            }
+        }
+        let (incarnation, tick_us) = (node.incarnation, node.tick_us);
+        if self.trace {
+            let hard_state = self.raft(id).map(|r| r.hard_state());
+            eprintln!("t={now} node {id} restarted with {hard_state:?}");
+        }
+        let phase = self.rng.range(1, tick_us);
+        self.network.schedule(
+            now + phase,
+            Event::Tick {
+                node: id,
+                incarnation,
+            },
+        );
+    }
+
+    /// Freezes node `id` (no ticks, messages held) until `until`.
+    pub fn pause(&mut self, id: NodeId, until: u64) {
+        if let Some(node) = self.node_mut(id) {
+            node.paused_until = until;
+        }
+    }
+
+    /// Whether node `id` is running.
+    pub fn is_up(&self, id: NodeId) -> bool {
+        self.raft(id).is_some()
+    }
+
+    pub(super) fn fail(&mut self, violation: Violation) {
+        if self.violation.is_none() {
+            self.violation = Some(violation);
+        }
+    }
+
+    // ----- running -----
+
+    /// Runs until virtual time `until` (or a violation, or the step bound).
+    pub fn run_until(&mut self, until: u64) {
+        while self.violation.is_none() && self.steps < crate::limits::SIM_STEPS_MAX {
+            if !self.step_before(until) {
+                break;
+            }
+        }
+        self.now = self.now.max(until);
+    }
+
+    /// Runs for `ticks` nominal ticks.
+    pub fn run_ticks(&mut self, ticks: u64) {
+        let until = self.now + ticks * TICK_US;
+        self.run_until(until);
+    }
+
+    /// Runs until `done` holds (checked after every step) or `ticks` pass; returns whether
+    /// `done` held.
+    pub fn run_until_true(&mut self, ticks: u64, done: impl Fn(&Cluster) -> bool) -> bool {
+        let until = self.now + ticks * TICK_US;
+        while self.violation.is_none() && self.steps < crate::limits::SIM_STEPS_MAX {
+            if done(self) {
+                return true;
+            }
+            if !self.step_before(until) {
+                break;
+            }
+        }
+        done(self)
+    }
+
+    /// Handles the next event if it is due before `until`. Returns false when none is.
+    fn step_before(&mut self, until: u64) -> bool {
+        match self.network.pop() {
+            Some((at, event)) if at <= until => {
+                self.now = self.now.max(at);
+                self.steps += 1;
+                self.handle(event);
+                true
+            }
+            Some((at, event)) => {
+                self.network.schedule(at, event);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Deliver(message) => self.deliver(message),
+            Event::Tick { node, incarnation } => self.tick(node, incarnation),
+            Event::ClientNext(client) => self.client_next(client),
+            Event::ClientTimeout { client, seq } => self.client_timeout(client, seq),
+            Event::Nemesis => self.nemesis(),
+            Event::Restart(id) => self.restart(id),
+            Event::BadInput => self.inject_bad_input(),
+        }
+    }
+
+    fn deliver(&mut self, message: crate::core::raft::Message) {
+        let (from, to) = (message.from, message.to);
+        let now = self.now;
+        let Some(node) = self.node_mut(to) else {
+            return;
+        };
+        if node.paused_until > now {
+            let at = node.paused_until;
+            self.network.schedule(at, Event::Deliver(message));
+            return;
+        }
+        // A partition that arose while the message was in flight also loses it.
+        if self.network.is_blocked(from, to) {
+            return;
+        }
+        let Some(raft) = self.node_mut(to).and_then(|n| n.raft.as_mut()) else {
+            return;
+        };
+        if let Err(error) = raft.step(message) {
+            self.fail(format!("node {to} refused a valid message from {from}: {error}"));
+            return;
+        }
+        self.process(to);
+    }
+
+    fn tick(&mut self, id: NodeId, incarnation: u32) {
+        let now = self.now;
+        let Some(node) = self.node_mut(id) else {
+            return;
+        };
+        if node.incarnation != incarnation || node.raft.is_none() {
+            return;
+        }
+        let next = now + node.tick_us;
+        if node.paused_until <= now {
+            if let Some(raft) = node.raft.as_mut() {
+                raft.tick();
+            }
+        }
+        self.network
+            .schedule(next, Event::Tick { node: id, incarnation });
+        self.process(id);
+    }
+
+    fn trace_role_change(&mut self, id: NodeId) {
+        let now = self.now;
+        let node = &mut self.nodes[(id - 1) as usize];
+        let Some(raft) = node.raft.as_ref() else {
+            return;
+        };
+        let seen = (raft.role(), raft.term());
+        if seen != node.last_role {
+            node.last_role = seen;
+            eprintln!(
+                "t={now} node {id} {:?} term={} last={}/{} commit={} vote={}",
+                seen.0,
+                seen.1,
+                raft.last_index(),
+                raft.log().last_term(),
+                raft.commit_index(),
+                raft.hard_state().vote
+            );
+        }
+    }
+
+    /// Drives node `id` through its pending `Ready` batches, then checks the invariants.
+    pub(super) fn process(&mut self, id: NodeId) {
+        for _ in 0..READY_ROUNDS_MAX {
+            let has_ready = self.raft(id).is_some_and(|r| r.has_ready());
+            if !has_ready || self.violation.is_some() {
+                break;
+            }
+            self.handle_ready(id);
+        }
+        if self.trace {
+            self.trace_role_change(id);
+        }
+        if let Some(raft) = self.raft(id) {
+            if raft.role() == Role::Leader {
+                let result = {
+                    let node = &self.nodes[(id - 1) as usize];
+                    let raft = node.raft.as_ref().expect("checked running above");
+                    self.invariants.check_leader(id, raft)
+                };
+                if let Err(violation) = result {
+                    self.fail(violation);
+                }
+            }
+        }
+    }
+
+    fn handle_ready(&mut self, id: NodeId) {
+        let now = self.now;
+        let index = (id - 1) as usize;
+        let torn = self.nodes[index].torn_crash_pending;
+        let Some(raft) = self.nodes[index].raft.as_mut() else {
+            return;
+        };
+        let ready = raft.ready();
+        for message in ready.messages.iter().cloned() {
+            self.network.send(now, message);
+        }
+        if torn {
+            self.persist_torn(id, &ready);
+            self.crash(id);
+            return;
+        }
+        let Some(raft) = self.nodes[index].raft.as_mut() else {
+            return;
+        };
+        if let Some(first) = ready.entries.first() {
+            let prev_term = raft.log_term(first.index - 1).unwrap_or(0);
+            if let Err(violation) = self
+                .invariants
+                .check_persisted(id, &ready.entries, prev_term)
+            {
+                self.fail(violation);
+                return;
+            }
+        }
+        if let Err(error) = raft.storage_mut().append(&ready.entries) {
+            self.fail(format!("node {id} storage refused its Ready: {error}"));
+            return;
+        }
+        if let Some(hard_state) = ready.hard_state {
+            raft.storage_mut().set_hard_state(hard_state);
+        }
+        raft.advance(ready.persisted_marker());
+        for message in ready.persisted_messages {
+            self.network.send(now, message);
+        }
+        let node_term = raft.term();
+        for entry in &ready.committed_entries {
+            if let Err(violation) = self.invariants.check_applied(id, node_term, entry) {
+                self.fail(violation);
+                return;
+            }
+            if entry.kind == EntryKind::Normal {
+                self.apply_command(id, entry.index, entry.term, entry.data.as_slice());
+            }
+        }
+        self.nodes[index].reads.extend(
+            ready
+                .read_states
+                .iter()
+                .map(|state| (state.request, state.index)),
+        );
+        self.serve_reads(id);
+    }
+
+    /// Writes a prefix of the `Ready`'s entries (and the hard state only if all of them made
+    /// it), as a crash in the middle of a write would leave the disk.
+    fn persist_torn(&mut self, id: NodeId, ready: &crate::core::raft::Ready) {
+        let keep = self.rng.range(0, ready.entries.len() as u64 + 1) as usize;
+        let keep_hard_state = keep == ready.entries.len() && self.rng.chance(1, 2);
+        let index = (id - 1) as usize;
+        let Some(raft) = self.nodes[index].raft.as_mut() else {
+            return;
+        };
+        let entries = &ready.entries[..keep];
+        if let Some(first) = entries.first() {
+            let prev_term = raft.log_term(first.index - 1).unwrap_or(0);
+            if let Err(violation) = self.invariants.check_persisted(id, entries, prev_term) {
+                self.fail(violation);
+                return;
+            }
+        }
+        if let Err(error) = raft.storage_mut().append(entries) {
+            self.fail(format!("node {id} storage refused a torn write: {error}"));
+            return;
+        }
+        if let (true, Some(hard_state)) = (keep_hard_state, ready.hard_state) {
+            raft.storage_mut().set_hard_state(hard_state);
+        }
+    }
+
+    fn apply_command(&mut self, id: NodeId, index: Index, term: Term, data: &[u8]) {
+        let Some(command) = Command::decode(data) else {
+            return; // probes and test payloads are not client commands
+        };
+        let output = self.nodes[(id - 1) as usize].kv.apply(&command);
+        let acknowledged = self.complete_client_op(command.client, command.seq, id, output);
+        let is_write = !matches!(command.input, OpInput::Get);
+        if acknowledged && is_write {
+            self.acked_writes.push((index, term));
+        }
+    }
+
+    /// Answers every confirmed read whose index node `id` has applied.
+    fn serve_reads(&mut self, id: NodeId) {
+        let index = (id - 1) as usize;
+        let Some(applied) = self.nodes[index].raft.as_ref().map(|r| r.applied_index()) else {
+            return;
+        };
+        let mut position = 0;
+        while position < self.nodes[index].reads.len() {
+            let (request, read_index) = self.nodes[index].reads[position];
+            if read_index > applied {
+                position += 1;
+                continue;
+            }
+            self.nodes[index].reads.swap_remove(position);
+            let (client, seq) = ((request >> 32) as u32, request & 0xffff_ffff);
+            let Some(key) = self.client_read_key(client, seq, id) else {
+                continue;
+            };
+            let value = self.nodes[index].kv.get(key);
+            self.complete_client_op(client, seq, id, OpOutput::Value(value));
+        }
+    }
+}

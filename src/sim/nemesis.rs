@@ -1,0 +1,328 @@
+//! The fault schedule: every few election timeouts the nemesis changes what is broken —
+//! partitions (symmetric, one-way, a bridge node both halves see), lossy, duplicating,
+//! reordering and slow links, crashes (clean, or torn in the middle of a write), long pauses —
+//! and every so often hands a node a malformed message that it must refuse.
+
+use super::cluster::Cluster;
+use super::network::{Event, LinkFaults, TICK_US};
+use crate::core::raft::{Message, MessageBody, Role};
+use crate::error::Error;
+use crate::limits::ENTRY_BYTES_MAX;
+use crate::types::{Entry, EntryKind, NodeId, Payload};
+
+/// Which kinds of fault a run injects.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultSet {
+    /// Lost messages.
+    pub drop: bool,
+    /// Messages delivered twice.
+    pub duplicate: bool,
+    /// Extra latency jitter, so messages overtake each other.
+    pub reorder: bool,
+    /// Messages held back up to 10× the election timeout.
+    pub delay: bool,
+    /// Symmetric, one-way and bridge partitions.
+    pub partition: bool,
+    /// Crashes (clean and torn) and restarts.
+    pub crash: bool,
+    /// Nodes frozen for longer than the election timeout.
+    pub pause: bool,
+    /// Malformed messages handed to nodes.
+    pub bad_input: bool,
+}
+
+/// Names accepted by [`FaultSet::parse`], in the order of the fields.
+pub const FAULT_NAMES: [&str; 8] = [
+    "drop",
+    "duplicate",
+    "reorder",
+    "delay",
+    "partition",
+    "crash",
+    "pause",
+    "bad-input",
+];
+
+impl FaultSet {
+    /// Every fault.
+    pub fn all() -> FaultSet {
+        FaultSet {
+            drop: true,
+            duplicate: true,
+            reorder: true,
+            delay: true,
+            partition: true,
+            crash: true,
+            pause: true,
+            bad_input: true,
+        }
+    }
+
+    /// Parses `all`, `none`, or a comma-separated list of [`FAULT_NAMES`].
+    pub fn parse(text: &str) -> Result<FaultSet, String> {
+        match text {
+            "all" => return Ok(FaultSet::all()),
+            "none" => return Ok(FaultSet::default()),
+            _ => {}
+        }
+        let mut set = FaultSet::default();
+        for name in text.split(',') {
+            let flag = match name.trim() {
+                "drop" => &mut set.drop,
+                "duplicate" => &mut set.duplicate,
+                "reorder" => &mut set.reorder,
+                "delay" => &mut set.delay,
+                "partition" => &mut set.partition,
+                "crash" => &mut set.crash,
+                "pause" => &mut set.pause,
+                "bad-input" => &mut set.bad_input,
+                other => {
+                    return Err(format!(
+                        "unknown fault '{other}'; use all, none, or a list of: {}",
+                        FAULT_NAMES.join(", ")
+                    ))
+                }
+            };
+            *flag = true;
+        }
+        Ok(set)
+    }
+
+    /// The canonical text form (parses back to the same set).
+    pub fn name(&self) -> String {
+        if *self == FaultSet::all() {
+            return "all".into();
+        }
+        let flags = [
+            self.drop,
+            self.duplicate,
+            self.reorder,
+            self.delay,
+            self.partition,
+            self.crash,
+            self.pause,
+            self.bad_input,
+        ];
+        let names: Vec<&str> = FAULT_NAMES
+            .iter()
+            .zip(flags)
+            .filter(|(_, on)| *on)
+            .map(|(name, _)| *name)
+            .collect();
+        if names.is_empty() {
+            "none".into()
+        } else {
+            names.join(",")
+        }
+    }
+
+    fn any(&self) -> bool {
+        *self != FaultSet::default()
+    }
+}
+
+impl Cluster {
+    /// Starts the nemesis: faults from `faults` until virtual time `until`.
+    pub fn start_nemesis(&mut self, faults: FaultSet, until: u64) {
+        self.faults = faults;
+        self.faults_until = until;
+        if faults.any() {
+            let first = self.now + self.election_us() * self.rng.range(1, 4);
+            self.network.schedule(first, Event::Nemesis);
+        }
+        if faults.bad_input {
+            let first = self.now + self.election_us();
+            self.network.schedule(first, Event::BadInput);
+        }
+    }
+
+    fn election_us(&self) -> u64 {
+        u64::from(self.settings.election_ticks) * TICK_US
+    }
+
+    pub(super) fn nemesis(&mut self) {
+        if self.now >= self.faults_until {
+            return;
+        }
+        let mut actions: Vec<u8> = vec![0]; // 0: heal the network
+        let f = self.faults;
+        if f.drop || f.duplicate || f.reorder || f.delay {
+            actions.push(1);
+        }
+        if f.partition {
+            actions.extend([2, 3, 4]);
+        }
+        if f.crash {
+            actions.extend([5, 5]);
+        }
+        if f.pause {
+            actions.push(6);
+        }
+        match *self.rng.pick(&actions).unwrap_or(&0) {
+            1 => self.fault_links(),
+            2 => self.fault_symmetric_partition(),
+            3 => self.fault_one_way_partition(),
+            4 => self.fault_bridge_partition(),
+            5 => self.fault_crash(),
+            6 => self.fault_pause(),
+            _ => self.heal(),
+        }
+        let next = self.now + self.election_us() * self.rng.range(1, 6);
+        self.network.schedule(next, Event::Nemesis);
+    }
+
+    fn fault_links(&mut self) {
+        let f = self.faults;
+        let election_us = self.election_us();
+        let faults = LinkFaults {
+            drop_per_mille: if f.drop { self.rng.range(0, 300) } else { 0 },
+            duplicate_per_mille: if f.duplicate { self.rng.range(0, 200) } else { 0 },
+            long_delay_per_mille: if f.delay { self.rng.range(0, 100) } else { 0 },
+            long_delay_us_max: election_us * 10,
+            jitter_us_max: if f.reorder { self.rng.range(0, TICK_US * 3) } else { 0 },
+        };
+        self.set_link_faults(faults);
+    }
+
+    fn shuffled_ids(&mut self) -> Vec<NodeId> {
+        let mut ids = self.ids();
+        for i in (1..ids.len()).rev() {
+            let j = self.rng.range(0, i as u64 + 1) as usize;
+            ids.swap(i, j);
+        }
+        ids
+    }
+
+    fn fault_symmetric_partition(&mut self) {
+        let ids = self.shuffled_ids();
+        let cut = self.rng.range(1, ids.len() as u64) as usize;
+        self.partition(&ids[..cut]);
+    }
+
+    fn fault_one_way_partition(&mut self) {
+        let ids = self.shuffled_ids();
+        let cut = self.rng.range(1, ids.len() as u64) as usize;
+        for &from in &ids[..cut] {
+            for &to in &ids[cut..] {
+                self.set_link(from, to, true);
+            }
+        }
+    }
+
+    fn fault_bridge_partition(&mut self) {
+        let ids = self.shuffled_ids();
+        if ids.len() < 3 {
+            return;
+        }
+        // ids[0] is the bridge; the rest split in two halves that only the bridge joins.
+        let cut = 1 + (ids.len() - 1) / 2;
+        for &a in &ids[1..cut] {
+            for &b in &ids[cut..] {
+                self.set_link(a, b, true);
+                self.set_link(b, a, true);
+            }
+        }
+    }
+
+    fn fault_crash(&mut self) {
+        let up: Vec<NodeId> = self.ids().into_iter().filter(|&id| self.is_up(id)).collect();
+        let Some(&victim) = self.rng.pick(&up) else {
+            return;
+        };
+        if self.rng.chance(1, 2) {
+            self.crash_torn(victim);
+        } else {
+            self.crash(victim);
+        }
+        let restart = self.now + self.election_us() * self.rng.range(1, 10);
+        self.network.schedule(restart, Event::Restart(victim));
+    }
+
+    fn fault_pause(&mut self) {
+        let ids = self.ids();
+        let Some(&victim) = self.rng.pick(&ids) else {
+            return;
+        };
+        let until = self.now + self.election_us() * self.rng.range(2, 15);
+        self.pause(victim, until);
+    }
+
+    /// Hands a running node a malformed message; it must refuse it with an error.
+    pub(super) fn inject_bad_input(&mut self) {
+        if self.now < self.faults_until {
+            let next = self.now + self.election_us() * self.rng.range(1, 4);
+            self.network.schedule(next, Event::BadInput);
+        }
+        let up: Vec<NodeId> = self.ids().into_iter().filter(|&id| self.is_up(id)).collect();
+        let Some(&target) = self.rng.pick(&up) else {
+            return;
+        };
+        let kind = self.rng.range(0, 7);
+        let Some(message) = self.bad_message(target, kind) else {
+            return;
+        };
+        let Some(raft) = self.raft_mut(target) else {
+            return;
+        };
+        match raft.step(message.clone()) {
+            Err(Error::UnknownNode(_) | Error::InvalidMessage(_) | Error::EntryTooLarge { .. }) => {
+                self.bad_inputs_rejected += 1;
+            }
+            other => self.fail(format!(
+                "node {target} accepted a malformed message (kind {kind}): {message:?} -> {other:?}"
+            )),
+        }
+    }
+
+    /// Builds malformed message number `kind` for `target`, if that kind applies to it now.
+    fn bad_message(&mut self, target: NodeId, kind: u64) -> Option<Message> {
+        let raft = self.raft(target)?;
+        let (term, last, role, leader) = (raft.term(), raft.last_index(), raft.role(), raft.leader());
+        let peer = self.ids().into_iter().find(|&id| id != target)?;
+        let entry = |index, term, data: Payload| Entry {
+            term,
+            index,
+            kind: EntryKind::Normal,
+            data,
+        };
+        let append = |from, term, entries: Vec<Entry>, prev_index| Message {
+            from,
+            to: target,
+            term,
+            body: MessageBody::Append {
+                prev_index,
+                prev_term: 0,
+                entries,
+                commit: 0,
+            },
+        };
+        let small = Payload::from_slice(b"x");
+        Some(match kind {
+            // From a node that is not a member.
+            0 => append(99, term, Vec::new(), 0),
+            // A future term with entries whose indexes skip.
+            1 => append(peer, term + 3, vec![entry(1, term + 3, small.clone()), entry(5, term + 3, small)], 0),
+            // An entry over the size limit.
+            2 => append(peer, term + 1, vec![entry(1, term + 1, Payload::from(vec![0u8; ENTRY_BYTES_MAX + 1]))], 0),
+            // Entries from a term later than the message's own.
+            3 => append(peer, term, vec![entry(last + 1, term + 9, small)], last),
+            // Addressed to someone else.
+            4 => Message { to: peer, ..append(peer, term, Vec::new(), 0) },
+            // A leader is told a follower holds entries far beyond the leader's log.
+            5 if role == Role::Leader => Message {
+                from: peer,
+                to: target,
+                term,
+                body: MessageBody::AppendResponse { index: last + 1000, reject: false, hint_index: 0, hint_term: 0 },
+            },
+            // A follower is told to commit far beyond its log by its own leader.
+            6 if role == Role::Follower && leader.is_some() => Message {
+                from: leader?,
+                to: target,
+                term,
+                body: MessageBody::Heartbeat { commit: last + 1000, read_round: 0 },
+            },
+            _ => append(0, term, Vec::new(), 0),
+        })
+    }
+}

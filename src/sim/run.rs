@@ -1,0 +1,270 @@
+//! One simulated run per seed, and many seeds in parallel.
+//!
+//! A run: a cluster with clients and the nemesis for `fault_ticks`; then every fault heals and
+//! the run demands liveness (a leader, and a probe entry committed and applied on every node
+//! within a bound); then the whole client history is checked for linearizability. Everything
+//! derives from the seed, so `accord sim --seed S` replays a run exactly.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use super::cluster::{Cluster, RaftSettings};
+use super::linearizability::{self, Verdict};
+use super::nemesis::FaultSet;
+use super::network::TICK_US;
+use crate::types::NodeId;
+
+/// What to simulate.
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    /// Cluster size (3, 5 or 7).
+    pub nodes: usize,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Keys (registers) the clients share.
+    pub keys: u32,
+    /// Faults injected during the fault phase.
+    pub faults: FaultSet,
+    /// Length of the fault phase, in ticks.
+    pub fault_ticks: u64,
+    /// Raft settings of every node.
+    pub raft: RaftSettings,
+}
+
+impl Default for SimOptions {
+    fn default() -> SimOptions {
+        SimOptions {
+            nodes: 5,
+            clients: 5,
+            keys: 3,
+            faults: FaultSet::all(),
+            fault_ticks: 1_000,
+            raft: RaftSettings::default(),
+        }
+    }
+}
+
+/// Election timeouts allowed, after every fault heals, for a leader to emerge and a probe
+/// entry to be applied on every node.
+pub const HEAL_ELECTION_TIMEOUTS_MAX: u64 = 60;
+
+/// The outcome of one seed.
+#[derive(Clone, Debug, Default)]
+pub struct SeedReport {
+    /// The seed.
+    pub seed: u64,
+    /// The first property that failed, if any.
+    pub failure: Option<String>,
+    /// Client operations recorded.
+    pub operations: u64,
+    /// Whether the history was checked and found linearizable.
+    pub linearizable: bool,
+    /// Leaders elected.
+    pub elections: u64,
+    /// Ticks from healing to a leader.
+    pub election_ticks_after_heal: u64,
+    /// Malformed messages refused.
+    pub bad_inputs_rejected: u64,
+}
+
+/// Runs one seed.
+pub fn run_seed(options: &SimOptions, seed: u64) -> SeedReport {
+    let mut cluster = Cluster::new(options.nodes, seed, options.raft.clone());
+    let fault_end = options.fault_ticks * TICK_US;
+    cluster.add_clients(options.clients, options.keys, fault_end);
+    cluster.start_nemesis(options.faults, fault_end);
+    cluster.run_until(fault_end);
+    let mut report = SeedReport {
+        seed,
+        ..SeedReport::default()
+    };
+    if cluster.violation.is_none() {
+        report.election_ticks_after_heal = heal_and_check_liveness(&mut cluster);
+    }
+    report.operations = cluster.history().len() as u64;
+    report.elections = cluster.elections();
+    report.bad_inputs_rejected = cluster.bad_inputs_rejected;
+    if let Some(violation) = cluster.violation.take() {
+        report.failure = Some(violation);
+        return report;
+    }
+    match linearizability::check(cluster.history()) {
+        Verdict::Linearizable => report.linearizable = true,
+        verdict => report.failure = Some(format!("linearizability: {verdict:?}")),
+    }
+    report
+}
+
+/// Heals every fault and requires the cluster to elect a leader and apply a new entry on every
+/// node within [`HEAL_ELECTION_TIMEOUTS_MAX`] election timeouts. Returns ticks to a leader.
+fn heal_and_check_liveness(cluster: &mut Cluster) -> u64 {
+    cluster.heal();
+    let ids = cluster.ids();
+    for &id in &ids {
+        cluster.pause(id, 0);
+        if !cluster.is_up(id) {
+            cluster.restart(id);
+        }
+    }
+    let healed_at = cluster.now;
+    let budget = HEAL_ELECTION_TIMEOUTS_MAX * u64::from(cluster.settings.election_ticks);
+    if !cluster.run_until_true(budget, |c| c.leader().is_some()) {
+        cluster.fail(format!("liveness: no leader within {budget} ticks after healing"));
+        return budget;
+    }
+    let ticks_to_leader = (cluster.now - healed_at).div_ceil(TICK_US);
+    let deadline_ticks = budget.saturating_sub(ticks_to_leader);
+    let Some(probe) = commit_probe(cluster, deadline_ticks) else {
+        let states = cluster.describe_nodes();
+        cluster.fail(format!(
+            "liveness: no entry applied on every node within {budget} ticks of healing; \
+             {states}"
+        ));
+        return ticks_to_leader;
+    };
+    let target = cluster
+        .acked_writes
+        .iter()
+        .map(|&(index, _)| index)
+        .max()
+        .unwrap_or(0)
+        .max(probe);
+    let all_applied = |c: &Cluster| {
+        c.ids()
+            .iter()
+            .all(|&id| c.raft(id).is_some_and(|r| r.applied_index() >= target))
+    };
+    if !cluster.run_until_true(deadline_ticks, all_applied) {
+        let states = cluster.describe_nodes();
+        cluster.fail(format!(
+            "liveness: index {target} not applied on every node within {budget} ticks of \
+             healing; {states}"
+        ));
+        return ticks_to_leader;
+    }
+    check_acknowledged_writes(cluster, &ids);
+    ticks_to_leader
+}
+
+/// Proposes a probe entry on whichever node leads and waits until every node applied it,
+/// proposing again whenever leadership changes and the probe is lost. Returns its index.
+fn commit_probe(cluster: &mut Cluster, ticks: u64) -> Option<u64> {
+    let mut probe: Option<(u64, u64)> = None;
+    for _ in 0..ticks {
+        if let Some(leader) = cluster.leader() {
+            let lost = probe.is_none_or(|(index, term)| {
+                cluster.raft(leader).and_then(|r| r.log_term(index)) != Some(term)
+                    && cluster.raft(leader).is_some_and(|r| r.term() > term)
+            });
+            if lost {
+                if let Ok(index) = cluster.propose(leader, b"liveness probe") {
+                    let term = cluster.raft(leader).map_or(0, |r| r.term());
+                    probe = Some((index, term));
+                }
+            }
+        }
+        if let Some((index, _)) = probe {
+            let everywhere = cluster
+                .ids()
+                .iter()
+                .all(|&id| cluster.raft(id).is_some_and(|r| r.applied_index() >= index));
+            if everywhere {
+                return Some(index);
+            }
+        }
+        cluster.run_ticks(1);
+    }
+    None
+}
+
+/// Every write a client saw succeed is in the log every node applied.
+fn check_acknowledged_writes(cluster: &mut Cluster, ids: &[NodeId]) {
+    for position in 0..cluster.acked_writes.len() {
+        let (index, term) = cluster.acked_writes[position];
+        if cluster.invariants.applied_term(index) != Some(term) {
+            cluster.fail(format!(
+                "acknowledged write at index {index} (term {term}) is not in the applied log"
+            ));
+            return;
+        }
+        for &id in ids {
+            if cluster.raft(id).is_none_or(|r| r.applied_index() < index) {
+                cluster.fail(format!("node {id} never applied acknowledged write {index}"));
+                return;
+            }
+        }
+    }
+}
+
+/// Totals over many seeds.
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    /// Seeds run.
+    pub seeds: u64,
+    /// Every seed's report, in seed order.
+    pub reports: Vec<SeedReport>,
+    /// Reports of the seeds that failed, in seed order.
+    pub failures: Vec<SeedReport>,
+    /// Client operations across all seeds.
+    pub operations: u64,
+    /// Histories found linearizable.
+    pub linearizable: u64,
+    /// Histories checked.
+    pub histories: u64,
+    /// Leaders elected across all seeds.
+    pub elections: u64,
+    /// The longest time to a leader after healing, in ticks.
+    pub max_election_ticks: u64,
+    /// Malformed messages refused across all seeds.
+    pub bad_inputs_rejected: u64,
+}
+
+/// Runs `seeds` (in parallel on `threads` threads); `on_done` sees each report as it finishes.
+pub fn run_seeds(
+    options: &SimOptions,
+    seeds: &[u64],
+    threads: usize,
+    on_done: &(dyn Fn(&SeedReport) + Sync),
+) -> Summary {
+    let next = AtomicU64::new(0);
+    let reports = Mutex::new(Vec::with_capacity(seeds.len()));
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            scope.spawn(|| loop {
+                let position = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some(&seed) = seeds.get(position) else {
+                    break;
+                };
+                let report = run_seed(options, seed);
+                on_done(&report);
+                reports
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .push(report);
+            });
+        }
+    });
+    let mut reports = reports
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    reports.sort_by_key(|r| r.seed);
+    let mut summary = Summary {
+        seeds: reports.len() as u64,
+        ..Summary::default()
+    };
+    for report in &reports {
+        summary.operations += report.operations;
+        summary.elections += report.elections;
+        summary.bad_inputs_rejected += report.bad_inputs_rejected;
+        summary.max_election_ticks = summary
+            .max_election_ticks
+            .max(report.election_ticks_after_heal);
+        summary.histories += 1;
+        summary.linearizable += u64::from(report.linearizable);
+        if report.failure.is_some() {
+            summary.failures.push(report.clone());
+        }
+    }
+    summary.reports = reports;
+    summary
+}
