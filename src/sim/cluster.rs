@@ -33,6 +33,11 @@ pub struct RaftSettings {
     pub pre_vote: bool,
     /// Check-quorum on or off.
     pub check_quorum: bool,
+    /// Byte budget of one AppendEntries message (small values split replication into many
+    /// messages, which exposes ordering bugs).
+    pub append_bytes_max: usize,
+    /// AppendEntries messages in flight per follower.
+    pub inflight_messages_max: usize,
 }
 
 impl Default for RaftSettings {
@@ -42,6 +47,8 @@ impl Default for RaftSettings {
             heartbeat_ticks: 2,
             pre_vote: true,
             check_quorum: true,
+            append_bytes_max: crate::limits::APPEND_BYTES_MAX,
+            inflight_messages_max: crate::limits::INFLIGHT_MESSAGES_MAX,
         }
     }
 }
@@ -320,6 +327,8 @@ impl Cluster {
         config.heartbeat_ticks = settings.heartbeat_ticks;
         config.pre_vote = settings.pre_vote;
         config.check_quorum = settings.check_quorum;
+        config.append_bytes_max = settings.append_bytes_max;
+        config.inflight_messages_max = settings.inflight_messages_max;
         config.seed = seed;
         match Raft::new(config, storage.clone()) {
             Ok(raft) => node.raft = Some(raft),

@@ -462,6 +462,23 @@ fn input_class(input: OpInput) -> (u8, u64, u64) {
     }
 }
 
+/// Whether an operation with a known outcome that could be linearized next (its call comes
+/// before the first return event) is a compare-and-swap whose comparison with `state` failed.
+fn refusal_ready(list: &Events, ops: &[Op], state: State) -> bool {
+    let Some(value) = state else {
+        return false;
+    };
+    let mut node = list.next[HEAD];
+    while is_call(node) {
+        let op = &ops[op_of(node)];
+        if op.output.is_some() && matches!(op.need(), Need::Differ(refused) if refused == value) {
+            return true;
+        }
+        node = list.next[node];
+    }
+    false
+}
+
 /// Searches for a linearization of one key's operations.
 ///
 /// Besides the cache, three reductions keep unknown-outcome operations (which stay concurrent
@@ -472,9 +489,10 @@ fn input_class(input: OpInput) -> (u8, u64, u64) {
 /// - The state is kept canonical: a value no operation left can tell apart from the shared
 ///   abstract value becomes that value, so equivalent configurations meet in the cache.
 /// - An unknown-outcome operation is linearized only where it changes the canonical state, and
-///   only if some operation left needs the new value or some operation left needs the register
-///   not to hold the current one (a write nobody needs is useful only to make a failed
-///   compare-and-swap fail).
+///   only if some operation left needs the new value, or some operation that could be
+///   linearized right after it needs the register not to hold the current one: a write nobody
+///   needs is useful only to make a failed compare-and-swap fail, and can then be moved to just
+///   before that compare-and-swap.
 /// - Unknown-outcome operations with the same abstracted request are interchangeable, so they
 ///   are linearized in invocation order only.
 ///
@@ -576,7 +594,7 @@ fn check_key(operations: &[&Operation], steps_max: u64) -> KeyVerdict {
                 let after = demand.canonical(raw, other);
                 let admissible = op.output.is_some()
                     || (after != demand.canonical(state, other)
-                        && (demand.wanted(after) || demand.refused(state)));
+                        && (demand.wanted(after) || refusal_ready(&list, &ops, state)));
                 if admissible {
                     linearized.insert(index);
                     // Move the bitset into the probe and back, so only new entries are cloned.

@@ -69,7 +69,7 @@ pub struct SeedReport {
 
 /// Runs one seed.
 pub fn run_seed(options: &SimOptions, seed: u64) -> SeedReport {
-    let mut cluster = Cluster::new(options.nodes, seed, options.raft.clone());
+    let mut cluster = Cluster::new(options.nodes, seed, settings_for_seed(options, seed));
     let fault_end = options.fault_ticks * TICK_US;
     cluster.add_clients(options.clients, options.keys, fault_end);
     cluster.start_nemesis(options.faults, fault_end);
@@ -93,6 +93,19 @@ pub fn run_seed(options: &SimOptions, seed: u64) -> SeedReport {
         verdict => report.failure = Some(format!("linearizability: {verdict:?}")),
     }
     report
+}
+
+/// The Raft settings of one seed: the options' settings, with the replication budgets drawn
+/// from the seed so that runs cover one-entry messages and tiny windows as well as large ones.
+fn settings_for_seed(options: &SimOptions, seed: u64) -> RaftSettings {
+    let mut rng = crate::core::rng::Rng::new(seed ^ 0x5EED_5E77_1265_0000);
+    let mut settings = options.raft.clone();
+    if rng.chance(1, 2) {
+        // 1 to 4 entries of the simulator's size per message.
+        settings.append_bytes_max = rng.range(1, 4 * 64) as usize;
+        settings.inflight_messages_max = rng.range(1, 9) as usize;
+    }
+    settings
 }
 
 /// Heals every fault and requires the cluster to elect a leader and apply a new entry on every
