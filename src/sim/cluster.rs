@@ -93,6 +93,11 @@ pub struct Cluster {
     pub steps: u64,
     /// Malformed messages the nodes correctly refused.
     pub bad_inputs_rejected: u64,
+    /// Every confirmed read seen, oldest first: (node, request, read index). Bounded by
+    /// [`crate::limits::SIM_HISTORY_OPERATIONS_MAX`]; tests inspect it.
+    pub read_log: Vec<(NodeId, u64, Index)>,
+    /// Messages sent, by kind, for tests that bound the traffic a mechanism needs.
+    pub messages_by_kind: std::collections::BTreeMap<&'static str, u64>,
     /// Print role changes, crashes and restarts to stderr (`ACCORD_SIM_TRACE=1`).
     pub trace: bool,
     /// Faults the nemesis injects.
@@ -120,6 +125,8 @@ impl Cluster {
             violation: None,
             steps: 0,
             bad_inputs_rejected: 0,
+            read_log: Vec::new(),
+            messages_by_kind: std::collections::BTreeMap::new(),
             trace: std::env::var_os("ACCORD_SIM_TRACE").is_some(),
             faults: super::nemesis::FaultSet::default(),
             faults_until: 0,
@@ -533,7 +540,7 @@ impl Cluster {
         };
         let ready = raft.ready();
         for message in ready.messages.iter().cloned() {
-            self.network.send(now, message);
+            self.send(now, message);
         }
         if torn {
             self.persist_torn(id, &ready);
@@ -561,10 +568,10 @@ impl Cluster {
             raft.storage_mut().set_hard_state(hard_state);
         }
         raft.advance(ready.persisted_marker());
-        for message in ready.persisted_messages {
-            self.network.send(now, message);
-        }
         let node_term = raft.term();
+        for message in ready.persisted_messages {
+            self.send(now, message);
+        }
         for entry in &ready.committed_entries {
             if let Err(violation) = self.invariants.check_applied(id, node_term, entry) {
                 self.fail(violation);
@@ -574,6 +581,11 @@ impl Cluster {
                 self.apply_command(id, entry.index, entry.term, entry.data.as_slice());
             }
         }
+        for state in &ready.read_states {
+            if self.read_log.len() < crate::limits::SIM_HISTORY_OPERATIONS_MAX {
+                self.read_log.push((id, state.request, state.index));
+            }
+        }
         self.nodes[index].reads.extend(
             ready
                 .read_states
@@ -581,6 +593,11 @@ impl Cluster {
                 .map(|state| (state.request, state.index)),
         );
         self.serve_reads(id);
+    }
+
+    fn send(&mut self, now: u64, message: crate::core::raft::Message) {
+        *self.messages_by_kind.entry(message.body.kind_name()).or_insert(0) += 1;
+        self.network.send(now, message);
     }
 
     /// Writes a prefix of the `Ready`'s entries (and the hard state only if all of them made

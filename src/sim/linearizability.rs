@@ -337,44 +337,55 @@ struct CacheEntry {
     state: State,
 }
 
-/// List node of the sentinel before the first event.
+/// Sentinel before the first event of the main list (operations with a known outcome).
 const HEAD: usize = 0;
-/// List node of the sentinel after the last event.
+/// Sentinel after the last event of the main list.
 const TAIL: usize = 1;
+/// Sentinel before the first call of the pending list (operations with an unknown outcome,
+/// whose return events at +infinity are left out).
+const PENDING_HEAD: usize = 2;
+/// Sentinel after the last call of the pending list.
+const PENDING_TAIL: usize = 3;
 
 /// List node of operation `op`'s call event; its return event is the next node index.
 fn call_node(op: usize) -> usize {
-    2 + 2 * op
+    4 + 2 * op
 }
 
 /// Whether list node `node` is a call event.
 fn is_call(node: usize) -> bool {
-    node >= 2 && node % 2 == 0
+    node >= 4 && node % 2 == 0
 }
 
 /// The operation whose call event is list node `node`.
 fn op_of(node: usize) -> usize {
-    (node - 2) / 2
+    (node - 4) / 2
 }
 
-/// The events of one key, as an index-based doubly linked list sorted by time.
+/// The events of one key, as index-based doubly linked lists sorted by time.
 struct Events {
     prev: Vec<usize>,
     next: Vec<usize>,
+    /// Position of each event in time order (sentinels after everything).
+    rank: Vec<usize>,
 }
 
 impl Events {
-    /// Unlinks operation `op`'s call and return events.
-    fn lift(&mut self, op: usize) {
+    /// Unlinks operation `op`'s events (only its call if `pending`).
+    fn lift(&mut self, op: usize, pending: bool) {
         let call = call_node(op);
         self.unlink(call);
-        self.unlink(call + 1);
+        if !pending {
+            self.unlink(call + 1);
+        }
     }
 
-    /// Relinks the events `lift(op)` unlinked (undoing the most recent lift first).
-    fn unlift(&mut self, op: usize) {
+    /// Relinks the events `lift` unlinked (undoing the most recent lift first).
+    fn unlift(&mut self, op: usize, pending: bool) {
         let call = call_node(op);
-        self.relink(call + 1);
+        if !pending {
+            self.relink(call + 1);
+        }
         self.relink(call);
     }
 
@@ -552,29 +563,44 @@ fn check_key(operations: &[&Operation], steps_max: u64) -> KeyVerdict {
         demand.add(op.need());
     }
 
-    let nodes = 2 + 2 * ops.len();
+    let nodes = 4 + 2 * ops.len();
     let mut list = Events {
         prev: vec![HEAD; nodes],
         next: vec![TAIL; nodes],
+        rank: vec![usize::MAX; nodes],
     };
-    let mut last = HEAD;
-    for &(_, node) in &events {
-        list.next[last] = node;
-        list.prev[node] = last;
-        last = node;
+    let (mut last, mut last_pending) = (HEAD, PENDING_HEAD);
+    for (rank, &((_, _, is_return, index), node)) in events.iter().enumerate() {
+        list.rank[node] = rank;
+        let tail = if ops[index].output.is_some() {
+            &mut last
+        } else if is_return {
+            continue;
+        } else {
+            &mut last_pending
+        };
+        list.next[*tail] = node;
+        list.prev[node] = *tail;
+        *tail = node;
     }
     list.next[last] = TAIL;
     list.prev[TAIL] = last;
+    list.next[last_pending] = PENDING_TAIL;
+    list.prev[PENDING_TAIL] = last_pending;
 
-    // Operations with an unknown outcome can always go last, so the search is done once every
-    // operation with a known outcome is linearized.
+    // The candidates for the next linearized operation are the calls before the first return
+    // event: first those of the main list, then those of the pending list ranked before that
+    // return event (`bound`). Operations with an unknown outcome can always go last, so the
+    // search is done once every operation with a known outcome is linearized.
     let mut remaining = ops.iter().filter(|op| op.output.is_some()).count();
     let mut state: State = None;
     let mut linearized = Bitset::with_capacity(ops.len());
     let mut cache: HashSet<CacheEntry, BuildHasherDefault<WordHasher>> = HashSet::default();
-    let mut stack: Vec<(usize, State)> = Vec::with_capacity(ops.len());
+    // (operation, state before it, `bound` when it was linearized)
+    let mut stack: Vec<(usize, State, usize)> = Vec::with_capacity(ops.len());
     let mut steps: u64 = 0;
     let mut node = list.next[HEAD];
+    let mut bound = usize::MAX;
     loop {
         if remaining == 0 {
             return KeyVerdict::Linearizable;
@@ -583,7 +609,18 @@ fn check_key(operations: &[&Operation], steps_max: u64) -> KeyVerdict {
             return KeyVerdict::BudgetExhausted(steps);
         }
         steps += 1;
-        if is_call(node) {
+        let exhausted = if !is_call(node) {
+            if node == PENDING_TAIL {
+                true
+            } else {
+                // The first return event (or, defensively, the tail) of the main list.
+                bound = list.rank[node];
+                node = list.next[PENDING_HEAD];
+                false
+            }
+        } else if ops[op_of(node)].output.is_none() && list.rank[node] > bound {
+            true
+        } else {
             let index = op_of(node);
             let op = ops[index];
             let twin_done = op
@@ -608,9 +645,9 @@ fn check_key(operations: &[&Operation], steps_max: u64) -> KeyVerdict {
                     }
                     linearized = probe.linearized;
                     if fresh {
-                        stack.push((index, state));
+                        stack.push((index, state, bound));
                         state = after;
-                        list.lift(index);
+                        list.lift(index, op.output.is_none());
                         if op.output.is_some() {
                             remaining -= 1;
                         }
@@ -622,16 +659,20 @@ fn check_key(operations: &[&Operation], steps_max: u64) -> KeyVerdict {
                 demand.add(op.need());
             }
             node = list.next[node];
-        } else {
-            // A return event (or, defensively, the tail): backtrack.
-            let Some((index, before)) = stack.pop() else {
+            false
+        };
+        if exhausted {
+            // No candidate left in this configuration: backtrack.
+            let Some((index, before, previous_bound)) = stack.pop() else {
                 return KeyVerdict::NotLinearizable;
             };
+            let pending = ops[index].output.is_none();
             state = before;
+            bound = previous_bound;
             linearized.remove(index);
             demand.add(ops[index].need());
-            list.unlift(index);
-            if ops[index].output.is_some() {
+            list.unlift(index, pending);
+            if !pending {
                 remaining += 1;
             }
             node = list.next[call_node(index)];

@@ -96,6 +96,24 @@ pub enum MessageBody {
 }
 
 impl MessageBody {
+    /// The kind's name, for logs and statistics.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            MessageBody::PreVote { .. } => "PreVote",
+            MessageBody::PreVoteResponse { .. } => "PreVoteResponse",
+            MessageBody::Vote { .. } => "Vote",
+            MessageBody::VoteResponse { .. } => "VoteResponse",
+            MessageBody::Append { .. } => "Append",
+            MessageBody::AppendResponse { reject: true, .. } => "AppendRejection",
+            MessageBody::AppendResponse { .. } => "AppendResponse",
+            MessageBody::Heartbeat { .. } => "Heartbeat",
+            MessageBody::HeartbeatResponse { .. } => "HeartbeatResponse",
+            MessageBody::TimeoutNow => "TimeoutNow",
+            MessageBody::ReadIndex { .. } => "ReadIndex",
+            MessageBody::ReadIndexResponse { .. } => "ReadIndexResponse",
+        }
+    }
+
     /// Whether this message answers another; answers carry durable decisions (votes,
     /// acknowledged entries) and may be sent only after the state they depend on is persisted.
     pub fn is_response(&self) -> bool {

@@ -1,0 +1,460 @@
+//! Scenario tests of the consensus core, run in the deterministic simulator. Each test is
+//! named after the property it checks. The simulator checks election safety, log matching,
+//! leader completeness and state-machine safety after every step; a test fails on any
+//! violation (`assert_safe`) as well as on its own assertions.
+
+use accord::core::raft::Role;
+use accord::sim::network::LinkFaults;
+use accord::sim::{Cluster, RaftSettings};
+use accord::types::NodeId;
+
+const ELECTION_TICKS: u64 = 10;
+
+fn cluster(nodes: usize, seed: u64) -> Cluster {
+    Cluster::new(nodes, seed, RaftSettings::default())
+}
+
+fn assert_safe(cluster: &Cluster) {
+    if let Some(violation) = &cluster.violation {
+        panic!("safety violation: {violation}\n{}", cluster.describe_nodes());
+    }
+}
+
+/// Runs until some node leads and returns it.
+fn elect(cluster: &mut Cluster) -> NodeId {
+    let found = cluster.run_until_true(30 * ELECTION_TICKS, |c| c.leader().is_some());
+    assert_safe(cluster);
+    assert!(found, "no leader elected: {}", cluster.describe_nodes());
+    cluster.leader().expect("checked above")
+}
+
+/// Runs until `count` running nodes have applied `index`; returns whether they did.
+fn applied_on(cluster: &mut Cluster, index: u64, count: usize, ticks: u64) -> bool {
+    let done = move |c: &Cluster| {
+        c.ids()
+            .iter()
+            .filter(|&&id| c.raft(id).is_some_and(|r| r.applied_index() >= index))
+            .count()
+            >= count
+    };
+    let ok = cluster.run_until_true(ticks, done);
+    assert_safe(cluster);
+    ok
+}
+
+/// Proposes on the current leader, retrying across elections; returns (index, term).
+fn propose_committed(cluster: &mut Cluster, data: &[u8], nodes: usize) -> (u64, u64) {
+    for _ in 0..20 {
+        let leader = elect(cluster);
+        let term = cluster.raft(leader).map(|r| r.term()).unwrap_or(0);
+        if let Ok(index) = cluster.propose(leader, data) {
+            if applied_on(cluster, index, nodes, 10 * ELECTION_TICKS)
+                && cluster.raft(leader).and_then(|r| r.log_term(index)) == Some(term)
+            {
+                return (index, term);
+            }
+        }
+        cluster.run_ticks(1);
+    }
+    panic!("could not commit a proposal: {}", cluster.describe_nodes());
+}
+
+fn others(cluster: &Cluster, id: NodeId) -> Vec<NodeId> {
+    cluster.ids().into_iter().filter(|&o| o != id).collect()
+}
+
+#[test]
+fn initial_election_elects_one_leader_and_keeps_it() {
+    let mut c = cluster(3, 1);
+    let leader = elect(&mut c);
+    let term = c.raft(leader).unwrap().term();
+    c.run_ticks(20 * ELECTION_TICKS);
+    assert_safe(&c);
+    assert_eq!(c.leader(), Some(leader), "a healthy leader was replaced");
+    assert_eq!(c.raft(leader).unwrap().term(), term, "term moved without failures");
+    for id in c.ids() {
+        assert_eq!(c.raft(id).unwrap().leader(), Some(leader));
+    }
+}
+
+#[test]
+fn reelection_after_leader_loss_and_old_leader_rejoins_as_follower() {
+    let mut c = cluster(3, 2);
+    let first = elect(&mut c);
+    c.isolate(first);
+    let found = c.run_until_true(30 * ELECTION_TICKS, |c| {
+        c.ids()
+            .iter()
+            .any(|&id| id != first && c.raft(id).unwrap().role() == Role::Leader)
+    });
+    assert!(found, "no new leader: {}", c.describe_nodes());
+    c.heal();
+    c.run_ticks(5 * ELECTION_TICKS);
+    assert_safe(&c);
+    let leader = c.leader().unwrap();
+    assert_ne!(c.raft(first).unwrap().role(), Role::Leader);
+    assert_eq!(c.raft(first).unwrap().leader(), Some(leader));
+}
+
+#[test]
+fn no_leader_without_a_quorum() {
+    let mut c = cluster(5, 3);
+    let leader = elect(&mut c);
+    // Cut every link: no node can gather a majority.
+    for id in c.ids() {
+        c.isolate(id);
+    }
+    c.run_ticks(3 * ELECTION_TICKS);
+    c.run_ticks(30 * ELECTION_TICKS);
+    assert_safe(&c);
+    for id in c.ids() {
+        assert_ne!(
+            c.raft(id).unwrap().role(),
+            Role::Leader,
+            "node {id} leads without a quorum (old leader was {leader})"
+        );
+    }
+    c.heal();
+    elect(&mut c);
+}
+
+#[test]
+fn many_elections_under_churn_keep_one_leader_per_term() {
+    let mut c = cluster(7, 4);
+    let mut seed = 17u64;
+    for _ in 0..40 {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let a = (seed >> 33) % 7 + 1;
+        let b = (seed >> 13) % 7 + 1;
+        c.heal();
+        c.isolate(a);
+        c.isolate(b);
+        c.run_ticks(2 * ELECTION_TICKS);
+        assert_safe(&c);
+    }
+    c.heal();
+    elect(&mut c);
+    assert!(c.elections() >= 3, "churn caused only {} elections", c.elections());
+}
+
+#[test]
+fn basic_agreement_every_node_applies_the_same_entries() {
+    let mut c = cluster(5, 5);
+    for round in 0..10u8 {
+        let (index, _) = propose_committed(&mut c, &[round; 8], 5);
+        for id in c.ids() {
+            let entries = c.raft(id).unwrap().storage().all_entries();
+            let entry = entries.iter().find(|e| e.index == index).unwrap();
+            assert_eq!(entry.data.as_slice(), &[round; 8]);
+        }
+    }
+}
+
+#[test]
+fn agreement_despite_a_disconnected_follower() {
+    let mut c = cluster(3, 6);
+    let leader = elect(&mut c);
+    let follower = others(&c, leader)[0];
+    c.isolate(follower);
+    let (index, _) = propose_committed(&mut c, b"while one is away", 2);
+    assert!(c.raft(follower).unwrap().applied_index() < index);
+    c.heal();
+    assert!(
+        applied_on(&mut c, index, 3, 20 * ELECTION_TICKS),
+        "the reconnected follower did not catch up: {}",
+        c.describe_nodes()
+    );
+}
+
+#[test]
+fn no_commitment_without_a_majority() {
+    let mut c = cluster(5, 7);
+    let (base, _) = propose_committed(&mut c, b"base", 5);
+    let leader = c.leader().unwrap();
+    let followers = others(&c, leader);
+    // Leave the leader with one follower: 2 of 5 is not a majority.
+    for &f in &followers[1..] {
+        c.isolate(f);
+    }
+    let index = c.propose(leader, b"minority").unwrap();
+    c.run_ticks(3 * ELECTION_TICKS);
+    assert_safe(&c);
+    for id in c.ids() {
+        assert!(
+            c.raft(id).unwrap().commit_index() < index,
+            "node {id} committed an entry only a minority holds"
+        );
+    }
+    assert!(c.raft(leader).unwrap().commit_index() >= base);
+}
+
+#[test]
+fn concurrent_proposals_all_commit_in_one_order() {
+    let mut c = cluster(3, 8);
+    let leader = elect(&mut c);
+    let mut last = 0;
+    for i in 0..100u32 {
+        last = c.propose(leader, &i.to_le_bytes()).unwrap();
+    }
+    assert!(applied_on(&mut c, last, 3, 10 * ELECTION_TICKS));
+    let reference: Vec<_> = c.raft(leader).unwrap().storage().all_entries().to_vec();
+    for id in c.ids() {
+        assert_eq!(c.raft(id).unwrap().storage().all_entries(), &reference[..]);
+    }
+}
+
+#[test]
+fn partitioned_old_leader_rejoins_and_its_uncommitted_entries_are_discarded() {
+    let mut c = cluster(5, 9);
+    propose_committed(&mut c, b"base", 5);
+    let old = c.leader().unwrap();
+    c.isolate(old);
+    let stale = c.propose(old, b"never committed").unwrap();
+    let stale_term = c.raft(old).unwrap().term();
+    let found = c.run_until_true(30 * ELECTION_TICKS, |c| {
+        c.leader().is_some_and(|l| l != old)
+    });
+    assert!(found);
+    let (index, term) = propose_committed(&mut c, b"new leader", 4);
+    assert!(index >= stale);
+    c.heal();
+    assert!(applied_on(&mut c, index, 5, 20 * ELECTION_TICKS));
+    let raft = c.raft(old).unwrap();
+    assert_ne!(raft.log_term(stale), Some(stale_term), "stale entry survived");
+    assert_eq!(raft.log_term(index), Some(term));
+}
+
+#[test]
+fn fast_backup_over_long_divergent_logs_needs_few_rejections() {
+    let mut c = cluster(5, 10);
+    propose_committed(&mut c, b"base", 5);
+    let old = c.leader().unwrap();
+    let ally = others(&c, old)[0];
+    // The old leader and one ally take 300 entries no one else sees.
+    c.partition(&[old, ally]);
+    for i in 0..300u32 {
+        let _ = c.propose(old, &i.to_le_bytes());
+    }
+    c.run_ticks(2);
+    let found = c.run_until_true(30 * ELECTION_TICKS, |c| {
+        c.leader().is_some_and(|l| l != old && l != ally)
+    });
+    assert!(found);
+    // The majority commits 300 entries of its own.
+    let new = c.leader().unwrap();
+    let mut last = 0;
+    for i in 0..300u32 {
+        last = c.propose(new, &(1000 + i).to_le_bytes()).unwrap();
+    }
+    assert!(applied_on(&mut c, last, 3, 20 * ELECTION_TICKS));
+    let rejections_before = c.messages_by_kind.get("AppendRejection").copied().unwrap_or(0);
+    c.heal();
+    assert!(applied_on(&mut c, last, 5, 30 * ELECTION_TICKS));
+    let rejections = c.messages_by_kind.get("AppendRejection").copied().unwrap_or(0)
+        - rejections_before;
+    // One entry at a time would need ~300 rejections per diverged node; skipping whole
+    // terms needs a handful.
+    assert!(rejections <= 20, "{rejections} rejections to repair 300 divergent entries");
+}
+
+#[test]
+fn persistence_across_crashes_of_all_nodes() {
+    let mut c = cluster(3, 11);
+    let mut committed = Vec::new();
+    for round in 0..3u8 {
+        let (index, term) = propose_committed(&mut c, &[round], 3);
+        committed.push((index, term));
+        for id in c.ids() {
+            c.crash(id);
+        }
+        for id in c.ids() {
+            c.restart(id);
+        }
+    }
+    let (index, _) = propose_committed(&mut c, b"after", 3);
+    assert!(applied_on(&mut c, index, 3, 10 * ELECTION_TICKS));
+    for id in c.ids() {
+        for &(index, term) in &committed {
+            assert_eq!(c.raft(id).unwrap().log_term(index), Some(term));
+        }
+    }
+}
+
+/// Raft Figure 8 (as in MIT 6.824's test): leaders crash at random moments, often right
+/// after proposing, so entries of old terms sit on some nodes while newer leaders come and go.
+fn figure_8(seed: u64, unreliable: bool) {
+    let mut c = cluster(5, seed);
+    let mut state = seed;
+    let mut next = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state >> 33
+    };
+    if unreliable {
+        c.set_link_faults(LinkFaults {
+            drop_per_mille: 100,
+            duplicate_per_mille: 50,
+            long_delay_per_mille: 20,
+            long_delay_us_max: 50 * 10_000,
+            jitter_us_max: 20_000,
+        });
+    }
+    for i in 0..200u32 {
+        if let Some(leader) = c.leader() {
+            let _ = c.propose(leader, &i.to_le_bytes());
+        }
+        let ticks = if next() % 10 < 1 { next() % 50 } else { next() % 5 };
+        c.run_ticks(ticks + 1);
+        if let Some(leader) = c.leader() {
+            if next() % 2 == 0 {
+                c.crash(leader);
+            }
+        }
+        let down: Vec<_> = c.ids().into_iter().filter(|&id| !c.is_up(id)).collect();
+        if down.len() >= 3 || next() % 3 == 0 {
+            if let Some(&id) = down.get((next() % down.len().max(1) as u64) as usize) {
+                c.restart(id);
+            }
+        }
+        assert_safe(&c);
+    }
+    c.heal();
+    for id in c.ids() {
+        c.restart(id);
+    }
+    propose_committed(&mut c, b"final", 5);
+}
+
+#[test]
+fn figure_8_reliable_network_never_loses_a_committed_entry() {
+    for seed in 0..5 {
+        figure_8(100 + seed, false);
+    }
+}
+
+#[test]
+fn figure_8_unreliable_network_never_loses_a_committed_entry() {
+    for seed in 0..5 {
+        figure_8(200 + seed, true);
+    }
+}
+
+#[test]
+fn churn_on_an_unreliable_network_keeps_agreement() {
+    let mut c = cluster(5, 12);
+    c.set_link_faults(LinkFaults {
+        drop_per_mille: 200,
+        duplicate_per_mille: 100,
+        long_delay_per_mille: 50,
+        long_delay_us_max: 100 * 10_000,
+        jitter_us_max: 30_000,
+    });
+    c.add_clients(5, 3, 500 * 10_000);
+    let mut state = 99u64;
+    for _ in 0..50 {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+        let victim = (state >> 33) % 5 + 1;
+        if (state >> 20) % 2 == 0 {
+            c.crash(victim);
+        } else {
+            c.restart(victim);
+        }
+        c.run_ticks(10);
+        assert_safe(&c);
+    }
+    c.heal();
+    for id in c.ids() {
+        c.restart(id);
+    }
+    propose_committed(&mut c, b"after churn", 5);
+    let verdict = accord::sim::linearizability::check(c.history());
+    assert_eq!(verdict, accord::sim::linearizability::Verdict::Linearizable);
+    assert!(c.history().iter().filter(|op| op.returned.is_some()).count() > 50);
+}
+
+#[test]
+fn rejoining_partitioned_node_does_not_disrupt_a_healthy_leader() {
+    let mut c = cluster(3, 13);
+    let leader = elect(&mut c);
+    c.run_ticks(5); // every follower hears of the leader's term
+    let term = c.raft(leader).unwrap().term();
+    let loner = others(&c, leader)[0];
+    c.isolate(loner);
+    c.run_ticks(20 * ELECTION_TICKS);
+    // Pre-vote: the loner never won a pre-vote, so it never raised its term.
+    assert_eq!(c.raft(loner).unwrap().term(), term);
+    c.heal();
+    c.run_ticks(10 * ELECTION_TICKS);
+    assert_safe(&c);
+    assert_eq!(c.leader(), Some(leader));
+    assert_eq!(c.raft(leader).unwrap().term(), term, "the rejoining node forced an election");
+}
+
+#[test]
+fn leader_in_a_minority_partition_steps_down() {
+    let mut c = cluster(5, 14);
+    let leader = elect(&mut c);
+    let ally = others(&c, leader)[0];
+    c.partition(&[leader, ally]);
+    let stepped_down = c.run_until_true(5 * ELECTION_TICKS, |c| {
+        c.raft(leader).unwrap().role() != Role::Leader
+    });
+    assert_safe(&c);
+    assert!(stepped_down, "leader kept leading a minority (check-quorum)");
+}
+
+#[test]
+fn stale_reads_are_impossible_through_read_index() {
+    let mut c = cluster(5, 15);
+    propose_committed(&mut c, b"v1", 5);
+    let old = c.leader().unwrap();
+    c.isolate(old);
+    // The isolated leader takes a read; it must not be confirmed, since a new leader may
+    // commit writes it cannot see.
+    c.raft_mut(old).unwrap().read_index(4242).unwrap();
+    let found = c.run_until_true(30 * ELECTION_TICKS, |c| {
+        c.leader().is_some_and(|l| l != old)
+    });
+    assert!(found);
+    let (written, _) = propose_committed(&mut c, b"v2", 4);
+    c.run_ticks(10 * ELECTION_TICKS);
+    assert!(
+        !c.read_log.iter().any(|&(_, request, _)| request == 4242),
+        "an isolated leader confirmed a read"
+    );
+    // A read on the new leader is confirmed at an index that includes the new write.
+    let new = c.leader().unwrap();
+    c.raft_mut(new).unwrap().read_index(4343).unwrap();
+    let confirmed = c.run_until_true(5 * ELECTION_TICKS, |c| {
+        c.read_log.iter().any(|&(_, request, _)| request == 4343)
+    });
+    assert!(confirmed);
+    let &(_, _, index) = c.read_log.iter().find(|r| r.1 == 4343).unwrap();
+    assert!(index >= written, "read index {index} misses write at {written}");
+}
+
+#[test]
+fn leader_transfer_hands_leadership_to_the_target() {
+    let mut c = cluster(3, 16);
+    propose_committed(&mut c, b"x", 3);
+    let leader = c.leader().unwrap();
+    let target = others(&c, leader)[1];
+    c.raft_mut(leader).unwrap().transfer_leader(target).unwrap();
+    let moved = c.run_until_true(3 * ELECTION_TICKS, |c| c.leader() == Some(target));
+    assert_safe(&c);
+    assert!(moved, "transfer did not complete: {}", c.describe_nodes());
+}
+
+#[test]
+fn follower_reads_are_forwarded_and_confirmed() {
+    let mut c = cluster(3, 17);
+    let (written, _) = propose_committed(&mut c, b"x", 3);
+    let leader = c.leader().unwrap();
+    let follower = others(&c, leader)[0];
+    c.raft_mut(follower).unwrap().read_index(7).unwrap();
+    let confirmed = c.run_until_true(5 * ELECTION_TICKS, |c| {
+        c.read_log.iter().any(|&(node, request, _)| node == follower && request == 7)
+    });
+    assert!(confirmed);
+    let &(_, _, index) = c.read_log.iter().find(|r| r.1 == 7).unwrap();
+    assert!(index >= written);
+}
