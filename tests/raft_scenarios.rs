@@ -16,7 +16,10 @@ fn cluster(nodes: usize, seed: u64) -> Cluster {
 
 fn assert_safe(cluster: &Cluster) {
     if let Some(violation) = &cluster.violation {
-        panic!("safety violation: {violation}\n{}", cluster.describe_nodes());
+        panic!(
+            "safety violation: {violation}\n{}",
+            cluster.describe_nodes()
+        );
     }
 }
 
@@ -71,7 +74,11 @@ fn initial_election_elects_one_leader_and_keeps_it() {
     c.run_ticks(20 * ELECTION_TICKS);
     assert_safe(&c);
     assert_eq!(c.leader(), Some(leader), "a healthy leader was replaced");
-    assert_eq!(c.raft(leader).unwrap().term(), term, "term moved without failures");
+    assert_eq!(
+        c.raft(leader).unwrap().term(),
+        term,
+        "term moved without failures"
+    );
     for id in c.ids() {
         assert_eq!(c.raft(id).unwrap().leader(), Some(leader));
     }
@@ -123,7 +130,9 @@ fn many_elections_under_churn_keep_one_leader_per_term() {
     let mut c = cluster(7, 4);
     let mut seed = 17u64;
     for _ in 0..40 {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let a = (seed >> 33) % 7 + 1;
         let b = (seed >> 13) % 7 + 1;
         c.heal();
@@ -134,7 +143,11 @@ fn many_elections_under_churn_keep_one_leader_per_term() {
     }
     c.heal();
     elect(&mut c);
-    assert!(c.elections() >= 3, "churn caused only {} elections", c.elections());
+    assert!(
+        c.elections() >= 3,
+        "churn caused only {} elections",
+        c.elections()
+    );
 }
 
 #[test]
@@ -220,7 +233,11 @@ fn partitioned_old_leader_rejoins_and_its_uncommitted_entries_are_discarded() {
     c.heal();
     assert!(applied_on(&mut c, index, 5, 20 * ELECTION_TICKS));
     let raft = c.raft(old).unwrap();
-    assert_ne!(raft.log_term(stale), Some(stale_term), "stale entry survived");
+    assert_ne!(
+        raft.log_term(stale),
+        Some(stale_term),
+        "stale entry survived"
+    );
     assert_eq!(raft.log_term(index), Some(term));
 }
 
@@ -247,14 +264,25 @@ fn fast_backup_over_long_divergent_logs_needs_few_rejections() {
         last = c.propose(new, &(1000 + i).to_le_bytes()).unwrap();
     }
     assert!(applied_on(&mut c, last, 3, 20 * ELECTION_TICKS));
-    let rejections_before = c.messages_by_kind.get("AppendRejection").copied().unwrap_or(0);
+    let rejections_before = c
+        .messages_by_kind
+        .get("AppendRejection")
+        .copied()
+        .unwrap_or(0);
     c.heal();
     assert!(applied_on(&mut c, last, 5, 30 * ELECTION_TICKS));
-    let rejections = c.messages_by_kind.get("AppendRejection").copied().unwrap_or(0)
+    let rejections = c
+        .messages_by_kind
+        .get("AppendRejection")
+        .copied()
+        .unwrap_or(0)
         - rejections_before;
     // One entry at a time would need ~300 rejections per diverged node; skipping whole
     // terms needs a handful.
-    assert!(rejections <= 20, "{rejections} rejections to repair 300 divergent entries");
+    assert!(
+        rejections <= 20,
+        "{rejections} rejections to repair 300 divergent entries"
+    );
 }
 
 #[test]
@@ -286,7 +314,9 @@ fn figure_8(seed: u64, unreliable: bool) {
     let mut c = cluster(5, seed);
     let mut state = seed;
     let mut next = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         state >> 33
     };
     if unreliable {
@@ -302,7 +332,11 @@ fn figure_8(seed: u64, unreliable: bool) {
         if let Some(leader) = c.leader() {
             let _ = c.propose(leader, &i.to_le_bytes());
         }
-        let ticks = if next() % 10 < 1 { next() % 50 } else { next() % 5 };
+        let ticks = if next() % 10 < 1 {
+            next() % 50
+        } else {
+            next() % 5
+        };
         c.run_ticks(ticks + 1);
         if let Some(leader) = c.leader() {
             if next() % 2 == 0 {
@@ -368,7 +402,13 @@ fn churn_on_an_unreliable_network_keeps_agreement() {
     propose_committed(&mut c, b"after churn", 5);
     let verdict = accord::sim::linearizability::check(c.history());
     assert_eq!(verdict, accord::sim::linearizability::Verdict::Linearizable);
-    assert!(c.history().iter().filter(|op| op.returned.is_some()).count() > 50);
+    assert!(
+        c.history()
+            .iter()
+            .filter(|op| op.returned.is_some())
+            .count()
+            > 50
+    );
 }
 
 #[test]
@@ -386,7 +426,11 @@ fn rejoining_partitioned_node_does_not_disrupt_a_healthy_leader() {
     c.run_ticks(10 * ELECTION_TICKS);
     assert_safe(&c);
     assert_eq!(c.leader(), Some(leader));
-    assert_eq!(c.raft(leader).unwrap().term(), term, "the rejoining node forced an election");
+    assert_eq!(
+        c.raft(leader).unwrap().term(),
+        term,
+        "the rejoining node forced an election"
+    );
 }
 
 #[test]
@@ -399,7 +443,10 @@ fn leader_in_a_minority_partition_steps_down() {
         c.raft(leader).unwrap().role() != Role::Leader
     });
     assert_safe(&c);
-    assert!(stepped_down, "leader kept leading a minority (check-quorum)");
+    assert!(
+        stepped_down,
+        "leader kept leading a minority (check-quorum)"
+    );
 }
 
 #[test]
@@ -429,7 +476,10 @@ fn stale_reads_are_impossible_through_read_index() {
     });
     assert!(confirmed);
     let &(_, _, index) = c.read_log.iter().find(|r| r.1 == 4343).unwrap();
-    assert!(index >= written, "read index {index} misses write at {written}");
+    assert!(
+        index >= written,
+        "read index {index} misses write at {written}"
+    );
 }
 
 #[test]
@@ -452,7 +502,9 @@ fn follower_reads_are_forwarded_and_confirmed() {
     let follower = others(&c, leader)[0];
     c.raft_mut(follower).unwrap().read_index(7).unwrap();
     let confirmed = c.run_until_true(5 * ELECTION_TICKS, |c| {
-        c.read_log.iter().any(|&(node, request, _)| node == follower && request == 7)
+        c.read_log
+            .iter()
+            .any(|&(node, request, _)| node == follower && request == 7)
     });
     assert!(confirmed);
     let &(_, _, index) = c.read_log.iter().find(|r| r.1 == 7).unwrap();

@@ -133,7 +133,9 @@ impl Cluster {
         };
         for &id in &voters {
             // Clocks drift: each node's tick lasts within ±2% of the nominal tick.
-            let tick_us = cluster.rng.range(TICK_US * 98 / 100, TICK_US * 102 / 100 + 1);
+            let tick_us = cluster
+                .rng
+                .range(TICK_US * 98 / 100, TICK_US * 102 / 100 + 1);
             cluster.nodes.push(SimNode {
                 id,
                 raft: None,
@@ -341,7 +343,9 @@ impl Cluster {
             Ok(raft) => node.raft = Some(raft),
             Err(error) => {
                 node.durable = Some(storage);
-                self.fail(format!("node {id} cannot restart from its storage: {error}"));
+                self.fail(format!(
+                    "node {id} cannot restart from its storage: {error}"
+                ));
                 return;
             }
         }
@@ -459,7 +463,9 @@ impl Cluster {
             return;
         };
         if let Err(error) = raft.step(message) {
-            self.fail(format!("node {to} refused a valid message from {from}: {error}"));
+            self.fail(format!(
+                "node {to} refused a valid message from {from}: {error}"
+            ));
             return;
         }
         self.process(to);
@@ -479,8 +485,13 @@ impl Cluster {
                 raft.tick();
             }
         }
-        self.network
-            .schedule(next, Event::Tick { node: id, incarnation });
+        self.network.schedule(
+            next,
+            Event::Tick {
+                node: id,
+                incarnation,
+            },
+        );
         self.process(id);
     }
 
@@ -596,7 +607,10 @@ impl Cluster {
     }
 
     fn send(&mut self, now: u64, message: crate::core::raft::Message) {
-        *self.messages_by_kind.entry(message.body.kind_name()).or_insert(0) += 1;
+        *self
+            .messages_by_kind
+            .entry(message.body.kind_name())
+            .or_insert(0) += 1;
         self.network.send(now, message);
     }
 

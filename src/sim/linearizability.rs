@@ -511,11 +511,11 @@ fn refusal_ready(list: &Events, ops: &[Op], state: State) -> bool {
 /// per step, so it is bounded indirectly by the step budget, as is the stack (at most one entry
 /// per operation).
 fn check_key(operations: &[&Operation], steps_max: u64) -> KeyVerdict {
-    // Sort key of an event: (returns at infinity, time, return rather than call, operation).
-    // Calls sort before returns of the same time, so touching intervals count as concurrent.
+    // Sort key of an event: (time, return rather than call, operation). Calls sort before
+    // returns of the same time, so touching intervals count as concurrent. Unknown-outcome
+    // operations return at +infinity: their return events are left out.
     let mut ops: Vec<Op> = Vec::with_capacity(operations.len());
-    let mut events: Vec<((bool, u64, bool, usize), usize)> =
-        Vec::with_capacity(2 * operations.len());
+    let mut events: Vec<((u64, bool, usize), usize)> = Vec::with_capacity(2 * operations.len());
     for operation in operations {
         let output = operation.returned.map(|(_, output)| output);
         match output {
@@ -531,13 +531,11 @@ fn check_key(operations: &[&Operation], steps_max: u64) -> KeyVerdict {
             output,
             previous_twin: None,
         });
-        let invoked = operation.invoked;
-        let returned = match operation.returned {
-            Some((time, _)) => (false, time.max(invoked)),
-            None => (true, 0),
-        };
-        events.push(((false, invoked, false, index), call_node(index)));
-        events.push(((returned.0, returned.1, true, index), call_node(index) + 1));
+        events.push(((operation.invoked, false, index), call_node(index)));
+        if let Some((returned, _)) = operation.returned {
+            let returned = returned.max(operation.invoked);
+            events.push(((returned, true, index), call_node(index) + 1));
+        }
     }
     events.sort_unstable();
 
@@ -548,7 +546,7 @@ fn check_key(operations: &[&Operation], steps_max: u64) -> KeyVerdict {
     }
     // Chain unknown-outcome twins in invocation order (the order of their call events).
     let mut last_twin: BTreeMap<(u8, u64, u64), usize> = BTreeMap::new();
-    for &((_, _, is_return, index), _) in &events {
+    for &((_, is_return, index), _) in &events {
         if is_return || ops[index].output.is_some() {
             continue;
         }
@@ -570,12 +568,10 @@ fn check_key(operations: &[&Operation], steps_max: u64) -> KeyVerdict {
         rank: vec![usize::MAX; nodes],
     };
     let (mut last, mut last_pending) = (HEAD, PENDING_HEAD);
-    for (rank, &((_, _, is_return, index), node)) in events.iter().enumerate() {
+    for (rank, &((_, _, index), node)) in events.iter().enumerate() {
         list.rank[node] = rank;
         let tail = if ops[index].output.is_some() {
             &mut last
-        } else if is_return {
-            continue;
         } else {
             &mut last_pending
         };

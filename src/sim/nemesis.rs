@@ -176,10 +176,18 @@ impl Cluster {
         let election_us = self.election_us();
         let faults = LinkFaults {
             drop_per_mille: if f.drop { self.rng.range(0, 300) } else { 0 },
-            duplicate_per_mille: if f.duplicate { self.rng.range(0, 200) } else { 0 },
+            duplicate_per_mille: if f.duplicate {
+                self.rng.range(0, 200)
+            } else {
+                0
+            },
             long_delay_per_mille: if f.delay { self.rng.range(0, 100) } else { 0 },
             long_delay_us_max: election_us * 10,
-            jitter_us_max: if f.reorder { self.rng.range(0, TICK_US * 3) } else { 0 },
+            jitter_us_max: if f.reorder {
+                self.rng.range(0, TICK_US * 3)
+            } else {
+                0
+            },
         };
         self.set_link_faults(faults);
     }
@@ -225,7 +233,11 @@ impl Cluster {
     }
 
     fn fault_crash(&mut self) {
-        let up: Vec<NodeId> = self.ids().into_iter().filter(|&id| self.is_up(id)).collect();
+        let up: Vec<NodeId> = self
+            .ids()
+            .into_iter()
+            .filter(|&id| self.is_up(id))
+            .collect();
         let Some(&victim) = self.rng.pick(&up) else {
             return;
         };
@@ -253,7 +265,11 @@ impl Cluster {
             let next = self.now + self.election_us() * self.rng.range(1, 4);
             self.network.schedule(next, Event::BadInput);
         }
-        let up: Vec<NodeId> = self.ids().into_iter().filter(|&id| self.is_up(id)).collect();
+        let up: Vec<NodeId> = self
+            .ids()
+            .into_iter()
+            .filter(|&id| self.is_up(id))
+            .collect();
         let Some(&target) = self.rng.pick(&up) else {
             return;
         };
@@ -277,7 +293,8 @@ impl Cluster {
     /// Builds malformed message number `kind` for `target`, if that kind applies to it now.
     fn bad_message(&mut self, target: NodeId, kind: u64) -> Option<Message> {
         let raft = self.raft(target)?;
-        let (term, last, role, leader) = (raft.term(), raft.last_index(), raft.role(), raft.leader());
+        let (term, last, role, leader) =
+            (raft.term(), raft.last_index(), raft.role(), raft.leader());
         let peer = self.ids().into_iter().find(|&id| id != target)?;
         let entry = |index, term, data: Payload| Entry {
             term,
@@ -301,26 +318,51 @@ impl Cluster {
             // From a node that is not a member.
             0 => append(99, term, Vec::new(), 0),
             // A future term with entries whose indexes skip.
-            1 => append(peer, term + 3, vec![entry(1, term + 3, small.clone()), entry(5, term + 3, small)], 0),
+            1 => append(
+                peer,
+                term + 3,
+                vec![entry(1, term + 3, small.clone()), entry(5, term + 3, small)],
+                0,
+            ),
             // An entry over the size limit.
-            2 => append(peer, term + 1, vec![entry(1, term + 1, Payload::from(vec![0u8; ENTRY_BYTES_MAX + 1]))], 0),
+            2 => append(
+                peer,
+                term + 1,
+                vec![entry(
+                    1,
+                    term + 1,
+                    Payload::from(vec![0u8; ENTRY_BYTES_MAX + 1]),
+                )],
+                0,
+            ),
             // Entries from a term later than the message's own.
             3 => append(peer, term, vec![entry(last + 1, term + 9, small)], last),
             // Addressed to someone else.
-            4 => Message { to: peer, ..append(peer, term, Vec::new(), 0) },
+            4 => Message {
+                to: peer,
+                ..append(peer, term, Vec::new(), 0)
+            },
             // A leader is told a follower holds entries far beyond the leader's log.
             5 if role == Role::Leader => Message {
                 from: peer,
                 to: target,
                 term,
-                body: MessageBody::AppendResponse { index: last + 1000, reject: false, hint_index: 0, hint_term: 0 },
+                body: MessageBody::AppendResponse {
+                    index: last + 1000,
+                    reject: false,
+                    hint_index: 0,
+                    hint_term: 0,
+                },
             },
             // A follower is told to commit far beyond its log by its own leader.
             6 if role == Role::Follower && leader.is_some() => Message {
                 from: leader?,
                 to: target,
                 term,
-                body: MessageBody::Heartbeat { commit: last + 1000, read_round: 0 },
+                body: MessageBody::Heartbeat {
+                    commit: last + 1000,
+                    read_round: 0,
+                },
             },
             _ => append(0, term, Vec::new(), 0),
         })

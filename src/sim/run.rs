@@ -122,7 +122,9 @@ fn heal_and_check_liveness(cluster: &mut Cluster) -> u64 {
     let healed_at = cluster.now;
     let budget = HEAL_ELECTION_TIMEOUTS_MAX * u64::from(cluster.settings.election_ticks);
     if !cluster.run_until_true(budget, |c| c.leader().is_some()) {
-        cluster.fail(format!("liveness: no leader within {budget} ticks after healing"));
+        cluster.fail(format!(
+            "liveness: no leader within {budget} ticks after healing"
+        ));
         return budget;
     }
     let ticks_to_leader = (cluster.now - healed_at).div_ceil(TICK_US);
@@ -202,7 +204,9 @@ fn check_acknowledged_writes(cluster: &mut Cluster, ids: &[NodeId]) {
         }
         for &id in ids {
             if cluster.raft(id).is_none_or(|r| r.applied_index() < index) {
-                cluster.fail(format!("node {id} never applied acknowledged write {index}"));
+                cluster.fail(format!(
+                    "node {id} never applied acknowledged write {index}"
+                ));
                 return;
             }
         }

@@ -117,7 +117,9 @@ impl Cluster {
             Err(error) => {
                 // Refused outright: it never took effect, so it is not part of the history.
                 client.target = match error {
-                    Error::NotLeader { leader: Some(leader) } => leader,
+                    Error::NotLeader {
+                        leader: Some(leader),
+                    } => leader,
                     _ => self.rng.range(1, self.nodes.len() as u64 + 1),
                 };
                 let retry = now + self.rng.range(TICK_US / 2, TICK_US * 2);

@@ -48,7 +48,9 @@ pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
     if proposals == 0 || proposals > 1_000_000_000 {
         return Err("--proposals must be between 1 and 1000000000".into());
     }
-    if sizes.iter().any(|&s| s > accord::limits::ENTRY_BYTES_MAX as u64)
+    if sizes
+        .iter()
+        .any(|&s| s > accord::limits::ENTRY_BYTES_MAX as u64)
         || batches
             .iter()
             .any(|&b| b == 0 || b > accord::limits::PROPOSAL_BATCH_COUNT_MAX as u64)

@@ -46,8 +46,8 @@
 
 mod election;
 mod message;
-mod progress;
 mod node;
+mod progress;
 mod raft_log;
 mod read_index;
 mod ready;
@@ -55,8 +55,11 @@ mod replication;
 mod storage;
 
 pub use message::{Message, MessageBody};
-pub use progress::{Inflights, Progress, ProgressState, ProgressTracker};
 pub use node::{Config, Raft, Role};
+pub use progress::{Inflights, Progress, ProgressState, ProgressTracker};
 pub use raft_log::RaftLog;
 pub use ready::{PersistedMarker, ReadState, Ready};
 pub use storage::{MemStorage, Storage};
+
+#[cfg(test)]
+mod tests;

@@ -455,7 +455,10 @@ impl<S: Storage> Raft<S> {
                 },
             );
         } else if matches!(message.body, MessageBody::PreVote { .. }) {
-            self.send(message.from, MessageBody::PreVoteResponse { granted: false });
+            self.send(
+                message.from,
+                MessageBody::PreVoteResponse { granted: false },
+            );
         }
     }
 
@@ -475,7 +478,9 @@ impl<S: Storage> Raft<S> {
         } = &message.body
         {
             if *prev_term > message.term {
-                return Err(Error::InvalidMessage("previous entry's term is in the future"));
+                return Err(Error::InvalidMessage(
+                    "previous entry's term is in the future",
+                ));
             }
             if entries.len() > APPEND_ENTRIES_COUNT_MAX {
                 return Err(Error::InvalidMessage("too many entries in one append"));
@@ -518,7 +523,9 @@ impl<S: Storage> Raft<S> {
             MessageBody::HeartbeatResponse { read_round }
                 if self.role == Role::Leader && read_round > self.read_round =>
             {
-                return Err(Error::InvalidMessage("acknowledged a read round never sent"));
+                return Err(Error::InvalidMessage(
+                    "acknowledged a read round never sent",
+                ));
             }
             MessageBody::Heartbeat { commit, .. }
                 if self.role != Role::Leader && commit > self.log.last_index() =>

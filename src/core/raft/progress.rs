@@ -152,7 +152,10 @@ impl Progress {
         if self.next_index == 0 || self.next_index - 1 != rejected {
             return false;
         }
-        self.next_index = rejected.min(probe_index + 1).max(self.match_index + 1).max(1);
+        self.next_index = rejected
+            .min(probe_index + 1)
+            .max(self.match_index + 1)
+            .max(1);
         self.probe_sent = false;
         true
     }

@@ -124,7 +124,10 @@ impl<S: Storage> RaftLog<S> {
         let Some(first) = entries.first() else {
             return;
         };
-        debug_assert!(first.index > self.committed, "overwriting a committed entry");
+        debug_assert!(
+            first.index > self.committed,
+            "overwriting a committed entry"
+        );
         debug_assert!(first.index <= self.last_index() + 1, "append leaves a gap");
         if first.index >= self.unstable_offset {
             self.unstable

@@ -2,8 +2,8 @@
 //! them, and commitment by counting.
 
 use super::message::{Message, MessageBody};
-use super::progress::ProgressState;
 use super::node::{Raft, Role};
+use super::progress::ProgressState;
 use super::storage::Storage;
 use crate::limits::APPEND_ENTRIES_COUNT_MAX;
 use crate::types::{Index, NodeId, Term};
@@ -293,7 +293,12 @@ impl<S: Storage> Raft<S> {
         scratch.clear();
         if self
             .log
-            .entries(*newly_committed.start(), quorum_index + 1, usize::MAX, &mut scratch)
+            .entries(
+                *newly_committed.start(),
+                quorum_index + 1,
+                usize::MAX,
+                &mut scratch,
+            )
             .is_ok()
         {
             released = scratch.iter().map(|e| e.data.len()).sum();

@@ -18,8 +18,13 @@ pub trait Storage {
 
     /// Appends entries `[low, high)` to `out`, stopping early once `bytes_max` is exceeded, but
     /// always returning at least one entry when `low < high`.
-    fn entries(&self, low: Index, high: Index, bytes_max: usize, out: &mut Vec<Entry>)
-        -> Result<()>;
+    fn entries(
+        &self,
+        low: Index,
+        high: Index,
+        bytes_max: usize,
+        out: &mut Vec<Entry>,
+    ) -> Result<()>;
 
     /// The term of the entry at `index`; `first_index() - 1` must be answerable too.
     fn term(&self, index: Index) -> Result<Term>;
@@ -177,7 +182,9 @@ mod tests {
     #[test]
     fn append_overwrites_conflicting_suffix_and_refuses_gaps() {
         let mut storage = MemStorage::new_with_voters(&[1]);
-        storage.append(&[entry(1, 1), entry(2, 1), entry(3, 1)]).unwrap();
+        storage
+            .append(&[entry(1, 1), entry(2, 1), entry(3, 1)])
+            .unwrap();
         storage.append(&[entry(2, 2)]).unwrap();
         assert_eq!(storage.last_index(), 2);
         assert_eq!(storage.term(2).unwrap(), 2);
@@ -191,7 +198,9 @@ mod tests {
     #[test]
     fn compaction_keeps_the_boundary_term_and_refuses_compacted_reads() {
         let mut storage = MemStorage::new_with_voters(&[1]);
-        storage.append(&[entry(1, 1), entry(2, 2), entry(3, 2)]).unwrap();
+        storage
+            .append(&[entry(1, 1), entry(2, 2), entry(3, 2)])
+            .unwrap();
         storage.compact(2).unwrap();
         assert_eq!(storage.first_index(), 3);
         assert_eq!(storage.term(2).unwrap(), 2);
@@ -205,7 +214,9 @@ mod tests {
     #[test]
     fn entries_respects_byte_budget_but_returns_at_least_one() {
         let mut storage = MemStorage::new_with_voters(&[1]);
-        storage.append(&[entry(1, 1), entry(2, 1), entry(3, 1)]).unwrap();
+        storage
+            .append(&[entry(1, 1), entry(2, 1), entry(3, 1)])
+            .unwrap();
         let mut out = Vec::new();
         storage.entries(1, 4, 1, &mut out).unwrap();
         assert_eq!(out.len(), 1);
