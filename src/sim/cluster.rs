@@ -70,6 +70,8 @@ pub(super) struct SimNode {
     pub(super) paused_until: u64,
     /// Per-node tick interval (clocks drift a little apart).
     pub(super) tick_us: u64,
+    /// The tick interval the node's clock returns to when clock faults heal.
+    pub(super) nominal_tick_us: u64,
     /// Role and term last seen, to trace changes.
     pub(super) last_role: (Role, Term),
 }
@@ -146,6 +148,7 @@ impl Cluster {
                 torn_crash_pending: false,
                 paused_until: 0,
                 tick_us,
+                nominal_tick_us: tick_us,
                 last_role: (Role::Follower, 0),
             });
             cluster.restart(id);
@@ -281,11 +284,13 @@ impl Cluster {
         self.network.set_blocked(from, to, blocked);
     }
 
-    /// Restores every link, removes every link fault and cancels pending torn crashes.
+    /// Restores every link, removes every link fault, cancels pending torn crashes and sets
+    /// every clock back to its nominal speed.
     pub fn heal(&mut self) {
         self.network.heal();
         for node in &mut self.nodes {
             node.torn_crash_pending = false;
+            node.tick_us = node.nominal_tick_us;
         }
     }
 
@@ -368,6 +373,13 @@ impl Cluster {
     pub fn pause(&mut self, id: NodeId, until: u64) {
         if let Some(node) = self.node_mut(id) {
             node.paused_until = until;
+        }
+    }
+
+    /// Sets how long node `id`'s ticks last (its clock runs fast or slow).
+    pub fn set_tick_interval(&mut self, id: NodeId, tick_us: u64) {
+        if let Some(node) = self.node_mut(id) {
+            node.tick_us = tick_us.max(1);
         }
     }
 

@@ -29,10 +29,12 @@ pub struct FaultSet {
     pub pause: bool,
     /// Malformed messages handed to nodes.
     pub bad_input: bool,
+    /// Clock jumps: a node's clock leaps forward by many ticks at once, or runs fast or slow.
+    pub clock: bool,
 }
 
 /// Names accepted by [`FaultSet::parse`], in the order of the fields.
-pub const FAULT_NAMES: [&str; 8] = [
+pub const FAULT_NAMES: [&str; 9] = [
     "drop",
     "duplicate",
     "reorder",
@@ -41,6 +43,7 @@ pub const FAULT_NAMES: [&str; 8] = [
     "crash",
     "pause",
     "bad-input",
+    "clock",
 ];
 
 impl FaultSet {
@@ -55,6 +58,7 @@ impl FaultSet {
             crash: true,
             pause: true,
             bad_input: true,
+            clock: true,
         }
     }
 
@@ -76,6 +80,7 @@ impl FaultSet {
                 "crash" => &mut set.crash,
                 "pause" => &mut set.pause,
                 "bad-input" => &mut set.bad_input,
+                "clock" => &mut set.clock,
                 other => {
                     return Err(format!(
                         "unknown fault '{other}'; use all, none, or a list of: {}",
@@ -102,6 +107,7 @@ impl FaultSet {
             self.crash,
             self.pause,
             self.bad_input,
+            self.clock,
         ];
         let names: Vec<&str> = FAULT_NAMES
             .iter()
@@ -158,6 +164,9 @@ impl Cluster {
         if f.pause {
             actions.push(6);
         }
+        if f.clock {
+            actions.push(7);
+        }
         match *self.rng.pick(&actions).unwrap_or(&0) {
             1 => self.fault_links(),
             2 => self.fault_symmetric_partition(),
@@ -165,6 +174,7 @@ impl Cluster {
             4 => self.fault_bridge_partition(),
             5 => self.fault_crash(),
             6 => self.fault_pause(),
+            7 => self.fault_clock(),
             _ => self.heal(),
         }
         let next = self.now + self.election_us() * self.rng.range(1, 6);
@@ -257,6 +267,27 @@ impl Cluster {
         };
         let until = self.now + self.election_us() * self.rng.range(2, 15);
         self.pause(victim, until);
+    }
+
+    fn fault_clock(&mut self) {
+        let ids = self.ids();
+        let Some(&victim) = self.rng.pick(&ids) else {
+            return;
+        };
+        if self.rng.chance(1, 2) {
+            // A jump forward: many ticks at once.
+            let ticks = self.rng.range(1, 3 * u64::from(self.settings.election_ticks));
+            if let Some(raft) = self.raft_mut(victim) {
+                for _ in 0..ticks {
+                    raft.tick();
+                }
+            }
+            self.process(victim);
+        } else {
+            // The clock runs between half and twice its nominal speed from now on.
+            let tick_us = self.rng.range(TICK_US / 2, TICK_US * 2);
+            self.set_tick_interval(victim, tick_us);
+        }
     }
 
     /// Hands a running node a malformed message; it must refuse it with an error.

@@ -23,7 +23,7 @@ options:
   --first-seed S   first seed of the range (default 1)
   --seed S         run exactly one seed (replays it byte for byte)
   --faults LIST    all, none, or a comma list of: drop, duplicate, reorder, delay,
-                   partition, crash, pause, bad-input (default all)
+                   partition, crash, pause, bad-input, clock (default all)
   --ticks N        length of the fault phase in ticks (default 1000)
   --clients N      concurrent clients (default 5)
   --keys N         keys the clients share (default 3)
