@@ -20,6 +20,12 @@ pub const APPEND_BYTES_MAX: usize = 1024 * 1024;
 /// AppendEntries messages in flight to one follower before the leader waits for acks.
 pub const INFLIGHT_MESSAGES_MAX: usize = 256;
 
+/// Largest state-machine snapshot, in bytes.
+pub const SNAPSHOT_BYTES_MAX: usize = 1024 * 1024 * 1024;
+
+/// Snapshot chunks in flight to one follower before the leader waits for acknowledgements.
+pub const SNAPSHOT_CHUNKS_IN_FLIGHT_MAX: u64 = 4;
+
 /// Proposals one `propose_batch` call may carry.
 pub const PROPOSAL_BATCH_COUNT_MAX: usize = 4096;
 
@@ -74,5 +80,7 @@ const _: () = assert!(ELECTION_TICKS_MIN >= 3);
 const _: () = assert!(ELECTION_TICKS_MIN < ELECTION_TICKS_MAX);
 const _: () = assert!(SIM_NODES_MAX <= VOTERS_MAX);
 const _: () = assert!(INFLIGHT_MESSAGES_MAX > 0 && APPEND_ENTRIES_COUNT_MAX > 0);
-// Payload windows are u32 offsets; an entry must fit.
+// Payload windows are u32 offsets; an entry and a snapshot must fit.
 const _: () = assert!(ENTRY_BYTES_MAX < u32::MAX as usize);
+const _: () = assert!(SNAPSHOT_BYTES_MAX < u32::MAX as usize);
+const _: () = assert!(SNAPSHOT_CHUNKS_IN_FLIGHT_MAX > 0);

@@ -173,6 +173,33 @@ pub struct ConfState {
     pub learners: Vec<NodeId>,
 }
 
+/// What a snapshot covers: the log up to `index` (whose entry had `term`), and the membership
+/// in force there.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotMeta {
+    /// Index of the last entry the snapshot covers.
+    pub index: Index,
+    /// Term of that entry.
+    pub term: Term,
+    /// Membership at that index.
+    pub conf: ConfState,
+}
+
+/// A state-machine snapshot: its metadata and the state machine's own encoding of its state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// What the snapshot covers.
+    pub meta: SnapshotMeta,
+    /// The state machine's encoding (opaque to consensus).
+    pub data: Payload,
+}
+
+impl Default for Payload {
+    fn default() -> Payload {
+        Payload::empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,10 +13,10 @@ use super::invariants::{Invariants, Violation};
 use super::kv::{Command, KvStore};
 use super::network::{Event, Network, TICK_US};
 use super::workload::Client;
-use crate::core::raft::{Config, MemStorage, Raft, Role};
+use crate::core::raft::{Config, MemStorage, Raft, Role, Storage};
 use crate::core::rng::Rng;
 use crate::error::Result;
-use crate::types::{EntryKind, Index, NodeId, Payload, Term};
+use crate::types::{EntryKind, Index, NodeId, Payload, Snapshot, Term};
 
 /// `Ready` batches handled per node per step before yielding (a bound, never reached in
 /// practice: each round consumes the node's pending work).
@@ -74,6 +74,12 @@ pub(super) struct SimNode {
     pub(super) nominal_tick_us: u64,
     /// Role and term last seen, to trace changes.
     pub(super) last_role: (Role, Term),
+    /// Applied index of the last snapshot this node took.
+    pub(super) snapshot_index: Index,
+    /// Entries applied between two snapshots.
+    pub(super) snapshot_every: u64,
+    /// Entries kept in the log behind a snapshot, for slow followers.
+    pub(super) compaction_margin: u64,
 }
 
 /// A simulated cluster and everything observed in it.
@@ -150,6 +156,9 @@ impl Cluster {
                 tick_us,
                 nominal_tick_us: tick_us,
                 last_role: (Role::Follower, 0),
+                snapshot_index: 0,
+                snapshot_every: cluster.rng.range(50, 150),
+                compaction_margin: cluster.rng.range(0, 30),
             });
             cluster.restart(id);
         }
@@ -344,6 +353,17 @@ impl Cluster {
         config.append_bytes_max = settings.append_bytes_max;
         config.inflight_messages_max = settings.inflight_messages_max;
         config.seed = seed;
+        let snapshot = storage.snapshot().unwrap_or_default();
+        let kv = if snapshot.meta.index == 0 {
+            Some(KvStore::default())
+        } else {
+            KvStore::decode(snapshot.data.as_slice())
+        };
+        let Some(kv) = kv else {
+            node.durable = Some(storage);
+            self.fail(format!("node {id} cannot decode its own snapshot"));
+            return;
+        };
         match Raft::new(config, storage.clone()) {
             Ok(raft) => node.raft = Some(raft),
             Err(error) => {
@@ -354,10 +374,21 @@ impl Cluster {
                 return;
             }
         }
+        node.kv = kv;
+        node.snapshot_index = snapshot.meta.index;
         let (incarnation, tick_us) = (node.incarnation, node.tick_us);
         if self.trace {
-            let hard_state = self.raft(id).map(|r| r.hard_state());
-            eprintln!("t={now} node {id} restarted with {hard_state:?}");
+            let state = self.raft(id).map(|r| {
+                (
+                    r.hard_state(),
+                    r.log().first_index(),
+                    r.last_index(),
+                    r.applied_index(),
+                )
+            });
+            eprintln!(
+                "t={now} node {id} restarted with (hard state, first, last, applied) {state:?}"
+            );
         }
         let phase = self.rng.range(1, tick_us);
         self.network.schedule(
@@ -570,6 +601,12 @@ impl Cluster {
             self.crash(id);
             return;
         }
+        if let Some(snapshot) = &ready.snapshot {
+            if let Err(violation) = self.install_snapshot(id, snapshot) {
+                self.fail(violation);
+                return;
+            }
+        }
         let Some(raft) = self.nodes[index].raft.as_mut() else {
             return;
         };
@@ -596,14 +633,16 @@ impl Cluster {
             self.send(now, message);
         }
         for entry in &ready.committed_entries {
-            if let Err(violation) = self.invariants.check_applied(id, node_term, entry) {
-                self.fail(violation);
-                return;
-            }
             if entry.kind == EntryKind::Normal {
                 self.apply_command(id, entry.index, entry.term, entry.data.as_slice());
             }
+            let state = self.nodes[index].kv.fingerprint();
+            if let Err(violation) = self.invariants.check_applied(id, node_term, entry, state) {
+                self.fail(violation);
+                return;
+            }
         }
+        self.maybe_snapshot(id);
         for state in &ready.read_states {
             if self.read_log.len() < crate::limits::SIM_HISTORY_OPERATIONS_MAX {
                 self.read_log.push((id, state.request, state.index));
@@ -616,6 +655,53 @@ impl Cluster {
                 .map(|state| (state.request, state.index)),
         );
         self.serve_reads(id);
+    }
+
+    /// Makes a snapshot from the leader durable and restores the replica from it.
+    fn install_snapshot(
+        &mut self,
+        id: NodeId,
+        snapshot: &Snapshot,
+    ) -> std::result::Result<(), Violation> {
+        let node = &mut self.nodes[(id - 1) as usize];
+        let kv = KvStore::decode(snapshot.data.as_slice())
+            .ok_or_else(|| format!("node {id} received an undecodable snapshot"))?;
+        let raft = node
+            .raft
+            .as_mut()
+            .ok_or_else(|| "node is down".to_string())?;
+        raft.storage_mut()
+            .apply_snapshot(snapshot.clone())
+            .map_err(|error| format!("node {id} storage refused a snapshot: {error}"))?;
+        self.invariants
+            .check_snapshot_state(id, snapshot.meta.index, kv.fingerprint())?;
+        node.kv = kv;
+        node.snapshot_index = snapshot.meta.index;
+        Ok(())
+    }
+
+    /// Takes a snapshot every `snapshot_every` applied entries and compacts the log behind it,
+    /// keeping `compaction_margin` entries for slow followers.
+    fn maybe_snapshot(&mut self, id: NodeId) {
+        let node = &mut self.nodes[(id - 1) as usize];
+        let Some(raft) = node.raft.as_mut() else {
+            return;
+        };
+        let applied = raft.applied_index();
+        if applied < node.snapshot_index + node.snapshot_every {
+            return;
+        }
+        let data = Payload::from(node.kv.encode());
+        let storage = raft.storage_mut();
+        let result = storage
+            .create_snapshot(applied, data)
+            .and_then(|()| storage.compact(applied.saturating_sub(node.compaction_margin)));
+        node.snapshot_index = applied;
+        if let Err(error) = result {
+            self.fail(format!(
+                "node {id} could not snapshot at {applied}: {error}"
+            ));
+        }
     }
 
     fn send(&mut self, now: u64, message: crate::core::raft::Message) {

@@ -42,6 +42,8 @@ pub struct Invariants {
     /// For each applied index, the smallest term of a node that applied it: the entry was
     /// committed in that term or earlier.
     committed_by_term: Vec<Term>,
+    /// For each applied index, the fingerprint of the replica's state right after applying it.
+    state_after: Vec<u64>,
     /// Number of times some node became leader.
     pub elections: u64,
 }
@@ -63,9 +65,12 @@ impl Invariants {
                 self.elections += 1;
             }
         }
+        let first_held = raft.log().first_index();
         for (position, &(applied_term, _)) in self.applied.iter().enumerate() {
             let index = position as Index + 1;
-            if self.committed_by_term[position] >= term {
+            // Compacted entries are covered by the leader's snapshot, whose state is checked
+            // against `state_after` when it is taken and installed.
+            if self.committed_by_term[position] >= term || index < first_held {
                 continue;
             }
             if raft.log_term(index) != Some(applied_term) {
@@ -107,16 +112,26 @@ impl Invariants {
         Ok(())
     }
 
-    /// Checks an entry a node in term `node_term` is about to apply against what every other
-    /// node applied there.
+    /// Checks an entry a node in term `node_term` applied, and the state it reached
+    /// (`state` fingerprint), against what every other node applied there.
     pub fn check_applied(
         &mut self,
         id: NodeId,
         node_term: Term,
         entry: &Entry,
+        state: u64,
     ) -> Result<(), Violation> {
         let seen = (entry.term, fingerprint(entry));
         let position = (entry.index - 1) as usize;
+        if let Some(&recorded) = self.state_after.get(position) {
+            if recorded != state {
+                return Err(format!(
+                    "state-machine safety: node {id} reached state {state:#x} after index {}, \
+                     another node reached {recorded:#x}",
+                    entry.index
+                ));
+            }
+        }
         match self.applied.get(position) {
             Some(&recorded) if recorded != seen => Err(format!(
                 "state-machine safety: node {id} applied {:?} at index {}, another node \
@@ -131,12 +146,37 @@ impl Invariants {
             None if position == self.applied.len() => {
                 self.applied.push(seen);
                 self.committed_by_term.push(node_term);
+                self.state_after.push(state);
                 Ok(())
             }
             None => Err(format!(
                 "state-machine safety: node {id} applied index {} before index {}",
                 entry.index,
                 self.applied.len() + 1
+            )),
+        }
+    }
+
+    /// Checks a state a node restored from a snapshot at `index` against the state every node
+    /// that applied the log reached there.
+    pub fn check_snapshot_state(
+        &self,
+        id: NodeId,
+        index: Index,
+        state: u64,
+    ) -> Result<(), Violation> {
+        let Some(position) = index.checked_sub(1).map(|p| p as usize) else {
+            return Ok(());
+        };
+        match self.state_after.get(position) {
+            Some(&recorded) if recorded != state => Err(format!(
+                "snapshot safety: node {id} restored state {state:#x} at index {index}, the log \
+                 gives {recorded:#x}"
+            )),
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "snapshot safety: node {id} restored a snapshot at index {index}, which no node \
+                 has applied"
             )),
         }
     }

@@ -65,6 +65,8 @@ pub struct SeedReport {
     pub election_ticks_after_heal: u64,
     /// Malformed messages refused.
     pub bad_inputs_rejected: u64,
+    /// Snapshot chunks sent to lagging followers.
+    pub snapshot_chunks: u64,
 }
 
 /// Runs one seed.
@@ -84,6 +86,11 @@ pub fn run_seed(options: &SimOptions, seed: u64) -> SeedReport {
     report.operations = cluster.history().len() as u64;
     report.elections = cluster.elections();
     report.bad_inputs_rejected = cluster.bad_inputs_rejected;
+    report.snapshot_chunks = cluster
+        .messages_by_kind
+        .get("InstallSnapshot")
+        .copied()
+        .unwrap_or(0);
     if let Some(violation) = cluster.violation.take() {
         report.failure = Some(violation);
         return report;

@@ -151,11 +151,13 @@ pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
 
 fn describe(report: &SeedReport) -> String {
     format!(
-        "seed={} ops={} elections={} election_ticks_after_heal={} bad_inputs_rejected={}",
+        "seed={} ops={} elections={} election_ticks_after_heal={} bad_inputs_rejected={} \
+         snapshot_chunks={}",
         report.seed,
         report.operations,
         report.elections,
         report.election_ticks_after_heal,
-        report.bad_inputs_rejected
+        report.bad_inputs_rejected,
+        report.snapshot_chunks
     )
 }

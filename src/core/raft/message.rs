@@ -1,6 +1,6 @@
 //! Messages exchanged between Raft members.
 
-use crate::types::{Entry, Index, NodeId, Term};
+use crate::types::{Entry, Index, NodeId, Payload, SnapshotMeta, Term};
 
 /// One message from one member to another. Every message carries the sender's term.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,6 +79,26 @@ pub enum MessageBody {
         /// The round of the heartbeat answered.
         read_round: u64,
     },
+    /// One chunk of a snapshot, for a follower that needs entries the leader compacted away.
+    InstallSnapshot {
+        /// What the whole snapshot covers.
+        meta: SnapshotMeta,
+        /// Total size of the snapshot's data, in bytes.
+        total_bytes: u64,
+        /// Where this chunk starts in the data.
+        offset: u64,
+        /// The chunk.
+        chunk: Payload,
+    },
+    /// The follower holds the first `received_bytes` of the snapshot at `index` and wants the
+    /// rest from there (also the answer to a chunk that did not fit, so a transfer resumes after
+    /// a lost chunk or a change of leader).
+    SnapshotProgress {
+        /// Index of the snapshot being received.
+        index: Index,
+        /// Bytes received in order so far.
+        received_bytes: u64,
+    },
     /// Start an election now, ignoring timeouts (leader transfer).
     TimeoutNow,
     /// A follower asks the leader for a read index on behalf of its client.
@@ -108,6 +128,8 @@ impl MessageBody {
             MessageBody::AppendResponse { .. } => "AppendResponse",
             MessageBody::Heartbeat { .. } => "Heartbeat",
             MessageBody::HeartbeatResponse { .. } => "HeartbeatResponse",
+            MessageBody::InstallSnapshot { .. } => "InstallSnapshot",
+            MessageBody::SnapshotProgress { .. } => "SnapshotProgress",
             MessageBody::TimeoutNow => "TimeoutNow",
             MessageBody::ReadIndex { .. } => "ReadIndex",
             MessageBody::ReadIndexResponse { .. } => "ReadIndexResponse",

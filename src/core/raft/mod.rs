@@ -16,15 +16,17 @@
 //! 1. Send `ready.messages` — these may go out *before* the entries are durable. (They are the
 //!    leader's AppendEntries, heartbeats and requests; a leader may replicate entries it has not
 //!    yet made durable, because it counts itself toward a quorum only after step 3.)
-//! 2. Append `ready.entries` to storage (overwriting any conflicting suffix) and record
-//!    `ready.hard_state` if it is `Some`; then make both durable (one fdatasync for both).
+//! 2. If `ready.snapshot` is `Some`, make it durable first (it replaces the log up to its
+//!    index). Append `ready.entries` to storage (overwriting any conflicting suffix) and record
+//!    `ready.hard_state` if it is `Some`; then make all of it durable (one fdatasync).
 //! 3. Call [`Raft::advance`] with the `Ready`'s [`Ready::persisted_marker`]. Only now does a
 //!    leader count its own copy toward commit, and a candidate count its own vote.
 //! 4. Send `ready.persisted_messages` — votes, append and heartbeat answers. These promise
 //!    that state is durable, so they must never be sent before step 2 completes. If the node
 //!    crashes between 1 and 3, they are simply lost, which Raft tolerates.
-//! 5. Apply `ready.committed_entries` to the state machine, in order. They are always durable
-//!    on this node and committed in the cluster.
+//! 5. If `ready.snapshot` is `Some`, restore the state machine from it. Then apply
+//!    `ready.committed_entries`, in order. They are always durable on this node and committed
+//!    in the cluster.
 //! 6. Serve `ready.read_states`: a read with context `ctx` may be answered once the applied
 //!    index reaches `index` (linearizable: ReadIndex, Raft thesis §6.4).
 //!
@@ -52,11 +54,12 @@ mod raft_log;
 mod read_index;
 mod ready;
 mod replication;
+mod snapshot;
 mod storage;
 
 pub use message::{Message, MessageBody};
 pub use node::{Config, Raft, Role};
-pub use progress::{Inflights, Progress, ProgressState, ProgressTracker};
+pub use progress::{Inflights, Progress, ProgressState, ProgressTracker, SnapshotTransfer};
 pub use raft_log::RaftLog;
 pub use ready::{PersistedMarker, ReadState, Ready};
 pub use storage::{MemStorage, Storage};

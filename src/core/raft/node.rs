@@ -140,6 +140,8 @@ pub struct Raft<S: Storage> {
     /// The hard state last handed out in a `Ready`.
     pub(super) last_hard_state: HardState,
     pub(super) append_scratch: Vec<Entry>,
+    /// A snapshot being received from the leader, chunk by chunk.
+    pub(super) incoming_snapshot: Option<super::snapshot::IncomingSnapshot>,
 }
 
 impl<S: Storage> Raft<S> {
@@ -186,6 +188,7 @@ impl<S: Storage> Raft<S> {
             read_states: Vec::new(),
             last_hard_state: hard_state,
             append_scratch: Vec::new(),
+            incoming_snapshot: None,
         };
         raft.reset_election_timer();
         Ok(raft)
@@ -397,6 +400,11 @@ impl<S: Storage> Raft<S> {
             MessageBody::HeartbeatResponse { read_round } => {
                 self.handle_heartbeat_response(message.from, read_round)
             }
+            MessageBody::InstallSnapshot { .. } => self.handle_install_snapshot(message),
+            MessageBody::SnapshotProgress {
+                index,
+                received_bytes,
+            } => self.handle_snapshot_progress(message.from, index, received_bytes),
             MessageBody::TimeoutNow => self.handle_timeout_now(),
             MessageBody::ReadIndex { request } => self.handle_forwarded_read(message.from, request),
             MessageBody::ReadIndexResponse { request, index } => {
@@ -425,7 +433,9 @@ impl<S: Storage> Raft<S> {
                 true
             }
             MessageBody::PreVoteResponse { granted: true } => true,
-            MessageBody::Append { .. } | MessageBody::Heartbeat { .. } => {
+            MessageBody::Append { .. }
+            | MessageBody::Heartbeat { .. }
+            | MessageBody::InstallSnapshot { .. } => {
                 self.become_follower(message.term, message.from);
                 true
             }
@@ -440,7 +450,9 @@ impl<S: Storage> Raft<S> {
     fn step_lower_term(&mut self, message: &Message) {
         let stale_leader = matches!(
             message.body,
-            MessageBody::Append { .. } | MessageBody::Heartbeat { .. }
+            MessageBody::Append { .. }
+                | MessageBody::Heartbeat { .. }
+                | MessageBody::InstallSnapshot { .. }
         );
         if stale_leader && (self.config.check_quorum || self.config.pre_vote) {
             // With pre-vote or check-quorum, a node cut off from the leader does not raise its
@@ -504,6 +516,27 @@ impl<S: Storage> Raft<S> {
                 expected_term_min = entry.term;
             }
         }
+        if let MessageBody::InstallSnapshot {
+            meta,
+            total_bytes,
+            offset,
+            chunk,
+        } = &message.body
+        {
+            let end = offset.saturating_add(chunk.len() as u64);
+            if *total_bytes > crate::limits::SNAPSHOT_BYTES_MAX as u64 || end > *total_bytes {
+                return Err(Error::InvalidMessage("snapshot chunk out of bounds"));
+            }
+            if chunk.len() > APPEND_BYTES_MAX {
+                return Err(Error::InvalidMessage("snapshot chunk too large"));
+            }
+            if meta.term > message.term || meta.index == 0 {
+                return Err(Error::InvalidMessage("snapshot metadata is impossible"));
+            }
+            if meta.conf.voters.is_empty() || meta.conf.voters.len() > VOTERS_MAX {
+                return Err(Error::InvalidMessage("snapshot membership is impossible"));
+            }
+        }
         if message.term == self.term {
             self.validate_current_term(message)?;
         }
@@ -534,10 +567,23 @@ impl<S: Storage> Raft<S> {
                     "heartbeat commit index is beyond this node's log",
                 ));
             }
-            MessageBody::Append { .. } | MessageBody::Heartbeat { .. }
+            MessageBody::Append { .. }
+            | MessageBody::Heartbeat { .. }
+            | MessageBody::InstallSnapshot { .. }
                 if self.role == Role::Leader =>
             {
                 return Err(Error::InvalidMessage("a second leader in the same term"));
+            }
+            MessageBody::SnapshotProgress {
+                index,
+                received_bytes,
+            } if self.role == Role::Leader => {
+                let transfer = self.tracker.get(message.from).map(|p| p.snapshot);
+                if transfer.is_some_and(|t| t.index == index && received_bytes > t.total_bytes) {
+                    return Err(Error::InvalidMessage(
+                        "acknowledged more snapshot bytes than exist",
+                    ));
+                }
             }
             _ => {}
         }

@@ -17,6 +17,23 @@ pub enum ProgressState {
     Probe,
     /// The member acknowledged a match: stream entries, up to the in-flight window.
     Replicate,
+    /// The member needs entries the leader compacted: stream it a snapshot, in chunks.
+    Snapshot,
+}
+
+/// A snapshot transfer to one member.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotTransfer {
+    /// Index of the snapshot being sent.
+    pub index: Index,
+    /// Its size in bytes.
+    pub total_bytes: u64,
+    /// Bytes sent so far (the next chunk starts here).
+    pub sent_bytes: u64,
+    /// Bytes the member confirmed receiving, in order.
+    pub acked_bytes: u64,
+    /// `acked_bytes` when the previous heartbeat answer arrived (to notice lost chunks).
+    pub acked_at_last_heartbeat: u64,
 }
 
 /// The last index of each AppendEntries message in flight to one member, oldest first.
@@ -93,6 +110,8 @@ pub struct Progress {
     /// The match index when the previous heartbeat answer arrived (to notice a stalled
     /// pipeline whose messages were lost).
     pub match_at_last_heartbeat: Index,
+    /// The snapshot transfer in progress (snapshot state only).
+    pub snapshot: SnapshotTransfer,
 }
 
 impl Progress {
@@ -108,6 +127,7 @@ impl Progress {
             is_learner,
             read_round_acked: 0,
             match_at_last_heartbeat: 0,
+            snapshot: SnapshotTransfer::default(),
         }
     }
 
@@ -127,6 +147,18 @@ impl Progress {
         self.inflights.reset();
     }
 
+    /// Starts streaming the snapshot at `index` of `total_bytes` bytes.
+    pub fn become_snapshot(&mut self, index: Index, total_bytes: u64) {
+        self.state = ProgressState::Snapshot;
+        self.probe_sent = false;
+        self.inflights.reset();
+        self.snapshot = SnapshotTransfer {
+            index,
+            total_bytes,
+            ..SnapshotTransfer::default()
+        };
+    }
+
     /// Records an acknowledgement up to `index`. Returns whether the match index moved.
     pub fn maybe_update(&mut self, index: Index) -> bool {
         let moved = index > self.match_index;
@@ -142,6 +174,9 @@ impl Progress {
     /// follower's hint `probe_index` of where the logs may match. Returns false when the
     /// rejection is stale (answers an older message) and was ignored.
     pub fn maybe_decrease_to(&mut self, rejected: Index, probe_index: Index) -> bool {
+        if self.state == ProgressState::Snapshot {
+            return false; // the snapshot transfer decides where replication resumes
+        }
         if self.state == ProgressState::Replicate {
             if rejected <= self.match_index {
                 return false;
@@ -165,6 +200,8 @@ impl Progress {
         match self.state {
             ProgressState::Probe => self.probe_sent,
             ProgressState::Replicate => self.inflights.is_full(),
+            // Entries wait until the snapshot is installed.
+            ProgressState::Snapshot => true,
         }
     }
 }

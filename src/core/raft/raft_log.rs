@@ -6,11 +6,12 @@
 //! - `applied`: highest index handed to the application;
 //! - `persisting`: highest index handed out in a `Ready` for persistence (entries after it are
 //!   still to be handed out);
-//! - the unstable entries start at `unstable_offset`; everything before is durable.
+//! - the unstable entries start at `unstable_offset`; everything before is durable, or covered
+//!   by `pending_snapshot`, a snapshot received from the leader and not yet durable.
 
 use super::storage::Storage;
 use crate::error::{Error, Result};
-use crate::types::{Entry, Index, Term};
+use crate::types::{Entry, Index, Snapshot, Term};
 
 /// Durable plus in-memory log, with commit and apply positions.
 #[derive(Debug)]
@@ -22,6 +23,11 @@ pub struct RaftLog<S: Storage> {
     pub(crate) committed: Index,
     pub(crate) applied: Index,
     pub(crate) persisting: Index,
+    /// A snapshot received from the leader that replaces the log up to its index; held until
+    /// the driver reports it durable.
+    pending_snapshot: Option<Snapshot>,
+    /// The pending snapshot was handed out in a `Ready`.
+    snapshot_handed_out: bool,
 }
 
 impl<S: Storage> RaftLog<S> {
@@ -34,27 +40,93 @@ impl<S: Storage> RaftLog<S> {
                 "commit index {committed} is beyond the last stored entry {last}"
             )));
         }
+        // The state machine restarts from the stored snapshot, which may lie after the first
+        // held entry (a margin is kept for slow followers); it covers committed entries only.
+        let snapshot_index = storage.snapshot()?.meta.index.max(first - 1);
+        if snapshot_index > last {
+            return Err(Error::Corrupt(format!(
+                "snapshot at {snapshot_index} is beyond the last stored entry {last}"
+            )));
+        }
+        let committed = committed.max(snapshot_index);
         Ok(RaftLog {
             storage,
             unstable: Vec::new(),
             unstable_offset: last + 1,
             committed,
-            applied: first.saturating_sub(1),
+            applied: snapshot_index,
             persisting: last,
+            pending_snapshot: None,
+            snapshot_handed_out: false,
         })
+    }
+
+    /// Replaces the log with a snapshot received from the leader (not yet durable). Entries
+    /// after the snapshot that agree with it are kept; the rest are dropped.
+    pub fn restore(&mut self, snapshot: Snapshot) {
+        let (index, term) = (snapshot.meta.index, snapshot.meta.term);
+        debug_assert!(index > self.committed, "restoring an older snapshot");
+        let keeps_suffix = index < self.last_index() && self.matches(index, term);
+        if !keeps_suffix {
+            // Storage drops its entries when the snapshot is applied.
+            self.unstable.clear();
+            self.unstable_offset = index + 1;
+            self.persisting = index;
+        } else if index >= self.unstable_offset {
+            self.unstable
+                .drain(..(index + 1 - self.unstable_offset) as usize);
+            self.unstable_offset = index + 1;
+            // Storage did not hold the snapshot's entry, so it drops everything it has: hand
+            // out the kept entries again.
+            self.persisting = index;
+        }
+        self.committed = index;
+        self.applied = index;
+        self.pending_snapshot = Some(snapshot);
+        self.snapshot_handed_out = false;
+    }
+
+    /// The pending snapshot, if it has not been handed out yet; marks it handed out.
+    pub fn take_pending_snapshot(&mut self) -> Option<Snapshot> {
+        if self.snapshot_handed_out {
+            return None;
+        }
+        self.snapshot_handed_out = true;
+        self.pending_snapshot.clone()
+    }
+
+    /// Whether a received snapshot waits to be handed out for persistence.
+    pub fn has_pending_snapshot(&self) -> bool {
+        self.pending_snapshot.is_some() && !self.snapshot_handed_out
+    }
+
+    /// The driver made the snapshot at `index` durable.
+    pub fn snapshot_stable(&mut self, index: Index) {
+        if self
+            .pending_snapshot
+            .as_ref()
+            .is_some_and(|s| s.meta.index == index && self.snapshot_handed_out)
+        {
+            self.pending_snapshot = None;
+            self.snapshot_handed_out = false;
+        }
     }
 
     /// Index of the last entry (durable or not).
     pub fn last_index(&self) -> Index {
+        // Everything before `unstable_offset` is durable (or covered by a pending snapshot).
         match self.unstable.last() {
             Some(entry) => entry.index,
-            None => self.storage.last_index(),
+            None => self.unstable_offset - 1,
         }
     }
 
     /// Index of the first entry still held.
     pub fn first_index(&self) -> Index {
-        self.storage.first_index()
+        match &self.pending_snapshot {
+            Some(snapshot) => snapshot.meta.index + 1,
+            None => self.storage.first_index(),
+        }
     }
 
     /// Highest index known durable on this node.
@@ -72,6 +144,16 @@ impl<S: Storage> RaftLog<S> {
         }
         if index == 0 {
             return Ok(0);
+        }
+        if let Some(snapshot) = &self.pending_snapshot {
+            if index == snapshot.meta.index {
+                return Ok(snapshot.meta.term);
+            }
+            if index < snapshot.meta.index {
+                return Err(Error::Compacted {
+                    first_index: snapshot.meta.index + 1,
+                });
+            }
         }
         self.storage.term(index)
     }
@@ -168,6 +250,11 @@ impl<S: Storage> RaftLog<S> {
         }
         if high > self.last_index() + 1 {
             return Err(Error::Unavailable(high - 1));
+        }
+        if low < self.first_index() {
+            return Err(Error::Compacted {
+                first_index: self.first_index(),
+            });
         }
         let start_len = out.len();
         if low < self.unstable_offset {

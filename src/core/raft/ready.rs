@@ -3,7 +3,7 @@
 use super::message::Message;
 use super::node::{Raft, Role};
 use super::storage::Storage;
-use crate::types::{Entry, HardState, Index, Term};
+use crate::types::{Entry, HardState, Index, Snapshot, Term};
 
 /// A linearizable read confirmed by the leader: serve it once the applied index reaches
 /// `index`.
@@ -22,6 +22,8 @@ pub struct PersistedMarker {
     pub last_index: Index,
     /// Term of that entry.
     pub last_term: Term,
+    /// Index of the snapshot in the `Ready` (0 when it had none).
+    pub snapshot_index: Index,
 }
 
 /// Everything the driver must do after feeding inputs; see the module documentation of
@@ -30,6 +32,9 @@ pub struct PersistedMarker {
 pub struct Ready {
     /// Send now, before or while persisting.
     pub messages: Vec<Message>,
+    /// A snapshot from the leader: make it durable (replacing the log up to its index) before
+    /// `entries`, and restore the state machine from it before applying `committed_entries`.
+    pub snapshot: Option<Snapshot>,
     /// Append to storage, overwriting any conflicting suffix; make durable.
     pub entries: Vec<Entry>,
     /// Record if `Some`; make durable together with `entries`.
@@ -51,7 +56,7 @@ impl Ready {
 
     /// Whether the `Ready` asks for no durable write.
     pub fn needs_persist(&self) -> bool {
-        !self.entries.is_empty() || self.hard_state.is_some()
+        !self.entries.is_empty() || self.hard_state.is_some() || self.snapshot.is_some()
     }
 }
 
@@ -62,6 +67,7 @@ impl<S: Storage> Raft<S> {
             || !self.outbox_after_persist.is_empty()
             || !self.read_states.is_empty()
             || self.log.has_unpersisted()
+            || self.log.has_pending_snapshot()
             || self.log.has_applicable()
             || self.hard_state() != self.last_hard_state
             || (self.role == Role::Leader
@@ -77,13 +83,17 @@ impl<S: Storage> Raft<S> {
             }
             self.assign_read_round();
         }
-        let mut ready = Ready::default();
+        let mut ready = Ready {
+            snapshot: self.log.take_pending_snapshot(),
+            ..Ready::default()
+        };
+        if let Some(snapshot) = &ready.snapshot {
+            ready.marker.snapshot_index = snapshot.meta.index;
+        }
         self.log.take_unpersisted(&mut ready.entries);
         if let Some(last) = ready.entries.last() {
-            ready.marker = PersistedMarker {
-                last_index: last.index,
-                last_term: last.term,
-            };
+            ready.marker.last_index = last.index;
+            ready.marker.last_term = last.term;
         }
         let hard_state = self.hard_state();
         if hard_state != self.last_hard_state {
@@ -112,6 +122,9 @@ impl<S: Storage> Raft<S> {
 
     /// Acknowledges that the `Ready` identified by `marker` is durable (or needed no write).
     pub fn advance(&mut self, marker: PersistedMarker) {
+        if marker.snapshot_index > 0 {
+            self.log.snapshot_stable(marker.snapshot_index);
+        }
         if marker.last_index > 0 {
             self.log.stable_to(marker.last_index, marker.last_term);
         }

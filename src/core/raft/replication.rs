@@ -43,7 +43,8 @@ impl<S: Storage> Raft<S> {
         }
         let prev_index = next - 1;
         let Ok(prev_term) = self.log.term(prev_index) else {
-            // The entry was compacted: a snapshot is needed (a later issue adds snapshots).
+            // The entry was compacted away: only a snapshot can bring this member up to date.
+            self.start_snapshot(to);
             return false;
         };
         let mut entries = std::mem::take(&mut self.append_scratch);
@@ -51,14 +52,17 @@ impl<S: Storage> Raft<S> {
         let high = last_index
             .min(prev_index + APPEND_ENTRIES_COUNT_MAX as Index)
             .saturating_add(1);
-        if has_entries
-            && self
-                .log
-                .entries(next, high, self.config.append_bytes_max, &mut entries)
-                .is_err()
-        {
-            self.append_scratch = entries;
-            return false;
+        if has_entries {
+            if let Err(error) =
+                self.log
+                    .entries(next, high, self.config.append_bytes_max, &mut entries)
+            {
+                self.append_scratch = entries;
+                if matches!(error, crate::error::Error::Compacted { .. }) {
+                    self.start_snapshot(to);
+                }
+                return false;
+            }
         }
         let sent_last = prev_index + entries.len() as Index;
         let commit = self.log.committed;
@@ -71,7 +75,7 @@ impl<S: Storage> Raft<S> {
                 progress.inflights.add(sent_last);
             }
             ProgressState::Probe => progress.probe_sent = true,
-            ProgressState::Replicate => {}
+            ProgressState::Replicate | ProgressState::Snapshot => {}
         }
         let more = progress.state == ProgressState::Replicate
             && !entries.is_empty()
@@ -209,6 +213,11 @@ impl<S: Storage> Raft<S> {
             // Any acknowledgement while probing tells where the logs match: start streaming.
             ProgressState::Probe => progress.become_replicate(),
             ProgressState::Replicate => progress.inflights.free_to(index),
+            // The snapshot is installed (or the member had it all along).
+            ProgressState::Snapshot if progress.match_index >= progress.snapshot.index => {
+                progress.become_replicate()
+            }
+            ProgressState::Snapshot => {}
         }
         if moved && self.maybe_commit() {
             self.commit_broadcast_pending = true;
@@ -263,6 +272,11 @@ impl<S: Storage> Raft<S> {
         progress.recent_active = true;
         progress.probe_sent = false;
         progress.read_round_acked = progress.read_round_acked.max(read_round);
+        if progress.state == ProgressState::Snapshot {
+            self.snapshot_heartbeat(from);
+            self.release_confirmed_reads();
+            return;
+        }
         let stalled = progress.match_index == progress.match_at_last_heartbeat;
         progress.match_at_last_heartbeat = progress.match_index;
         if progress.state == ProgressState::Replicate

@@ -6,7 +6,7 @@
 //! then call [`super::Raft::advance`]. The on-disk write-ahead log implements this same trait.
 
 use crate::error::{Error, Result};
-use crate::types::{ConfState, Entry, HardState, Index, Term};
+use crate::types::{ConfState, Entry, HardState, Index, Payload, Snapshot, SnapshotMeta, Term};
 
 /// Read access to the durable log and hard state.
 ///
@@ -34,6 +34,10 @@ pub trait Storage {
 
     /// The index of the last entry held (`first_index() - 1` when there is none).
     fn last_index(&self) -> Index;
+
+    /// The latest snapshot (index 0 and empty data when none was taken yet). The leader sends
+    /// it to followers that need entries already compacted away.
+    fn snapshot(&self) -> Result<Snapshot>;
 }
 
 /// An in-memory [`Storage`]: the durable state of a simulated or benchmarked node.
@@ -45,6 +49,7 @@ pub struct MemStorage {
     base_index: Index,
     base_term: Term,
     entries: Vec<Entry>,
+    snapshot: Snapshot,
 }
 
 impl MemStorage {
@@ -89,11 +94,56 @@ impl MemStorage {
         self.hard_state
     }
 
-    /// Discards entries up to and including `index` (they were applied everywhere that
-    /// matters; snapshots, which let a lagging follower catch up past them, come later).
+    /// Records a snapshot of the state machine as of `index` (which must be held).
+    pub fn create_snapshot(&mut self, index: Index, data: Payload) -> Result<()> {
+        if index < self.snapshot.meta.index {
+            return Ok(()); // an older snapshot than the one held: nothing to do
+        }
+        let term = self.term(index)?;
+        self.snapshot = Snapshot {
+            meta: SnapshotMeta {
+                index,
+                term,
+                conf: self.conf_state.clone(),
+            },
+            data,
+        };
+        Ok(())
+    }
+
+    /// Replaces the whole log with a snapshot received from the leader.
+    pub fn apply_snapshot(&mut self, snapshot: Snapshot) -> Result<()> {
+        if snapshot.meta.index < self.snapshot.meta.index {
+            return Err(Error::Corrupt(format!(
+                "snapshot at {} is older than the held one at {}",
+                snapshot.meta.index, self.snapshot.meta.index
+            )));
+        }
+        let keeps_suffix = self.term(snapshot.meta.index).ok() == Some(snapshot.meta.term);
+        if keeps_suffix {
+            self.entries
+                .drain(..(snapshot.meta.index - self.base_index) as usize);
+        } else {
+            self.entries.clear();
+        }
+        self.base_index = snapshot.meta.index;
+        self.base_term = snapshot.meta.term;
+        self.hard_state.commit = self.hard_state.commit.max(snapshot.meta.index);
+        self.conf_state = snapshot.meta.conf.clone();
+        self.snapshot = snapshot;
+        Ok(())
+    }
+
+    /// Discards entries up to and including `index`, which a snapshot must already cover.
     pub fn compact(&mut self, index: Index) -> Result<()> {
         if index <= self.base_index {
             return Ok(());
+        }
+        if index > self.snapshot.meta.index {
+            return Err(Error::Corrupt(format!(
+                "compacting to {index} would drop entries no snapshot covers (snapshot at {})",
+                self.snapshot.meta.index
+            )));
         }
         let term = self.term(index)?;
         self.entries.drain(..(index - self.base_index) as usize);
@@ -163,12 +213,16 @@ impl Storage for MemStorage {
     fn last_index(&self) -> Index {
         self.base_index + self.entries.len() as Index
     }
+
+    fn snapshot(&self) -> Result<Snapshot> {
+        Ok(self.snapshot.clone())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{EntryKind, Payload};
+    use crate::types::EntryKind;
 
     fn entry(index: Index, term: Term) -> Entry {
         Entry {
@@ -201,6 +255,10 @@ mod tests {
         storage
             .append(&[entry(1, 1), entry(2, 2), entry(3, 2)])
             .unwrap();
+        assert!(storage.compact(2).is_err(), "compacted past the snapshot");
+        storage
+            .create_snapshot(2, Payload::from_slice(b"state"))
+            .unwrap();
         storage.compact(2).unwrap();
         assert_eq!(storage.first_index(), 3);
         assert_eq!(storage.term(2).unwrap(), 2);
@@ -209,6 +267,29 @@ mod tests {
         assert!(storage.entries(2, 4, usize::MAX, &mut out).is_err());
         storage.entries(3, 4, usize::MAX, &mut out).unwrap();
         assert_eq!(out[0].index, 3);
+    }
+
+    #[test]
+    fn applying_a_snapshot_keeps_a_matching_suffix_and_drops_a_conflicting_log() {
+        let mut storage = MemStorage::new_with_voters(&[1]);
+        storage
+            .append(&[entry(1, 1), entry(2, 1), entry(3, 1)])
+            .unwrap();
+        let snapshot = |index, term| Snapshot {
+            meta: SnapshotMeta {
+                index,
+                term,
+                conf: ConfState::default(),
+            },
+            data: Payload::empty(),
+        };
+        storage.apply_snapshot(snapshot(2, 1)).unwrap();
+        assert_eq!((storage.first_index(), storage.last_index()), (3, 3));
+        storage.apply_snapshot(snapshot(5, 4)).unwrap();
+        assert_eq!((storage.first_index(), storage.last_index()), (6, 5));
+        assert_eq!(storage.term(5).unwrap(), 4);
+        assert_eq!(storage.hard_state().commit, 5);
+        assert!(storage.apply_snapshot(snapshot(4, 4)).is_err());
     }
 
     #[test]
