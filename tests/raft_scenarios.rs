@@ -525,3 +525,43 @@ fn follower_reads_are_forwarded_and_confirmed() {
     let &(_, _, index) = c.read_log.iter().find(|r| r.1 == 7).unwrap();
     assert!(index >= written);
 }
+
+#[test]
+fn a_follower_behind_the_compacted_log_catches_up_by_snapshot_over_a_lossy_link() {
+    let settings = RaftSettings {
+        append_bytes_max: 8, // a snapshot of a few registers takes several chunks
+        ..RaftSettings::default()
+    };
+    let mut c = Cluster::new(3, 18, settings);
+    let leader = elect(&mut c);
+    let laggard = others(&c, leader)[0];
+    c.isolate(laggard);
+    c.add_clients(4, 5, c.now + 300 * 10_000);
+    c.run_ticks(300);
+    assert_safe(&c);
+    let leader = c.leader().unwrap();
+    let first_held = c.raft(leader).unwrap().log().first_index();
+    assert!(first_held > 1, "the leader never compacted");
+    assert!(c.raft(laggard).unwrap().last_index() < first_held);
+    c.heal();
+    c.set_link_faults(LinkFaults {
+        drop_per_mille: 200,
+        ..LinkFaults::default()
+    });
+    let target = c.raft(leader).unwrap().applied_index();
+    assert!(applied_on(&mut c, target, 3, 100 * ELECTION_TICKS));
+    assert!(
+        c.messages_by_kind
+            .get("InstallSnapshot")
+            .copied()
+            .unwrap_or(0)
+            >= 2
+    );
+    for key in 0..5 {
+        assert_eq!(
+            c.kv_value(laggard, key),
+            c.kv_value(leader, key),
+            "key {key}"
+        );
+    }
+}

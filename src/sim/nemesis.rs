@@ -8,7 +8,7 @@ use super::network::{Event, LinkFaults, TICK_US};
 use crate::core::raft::{Message, MessageBody, Role};
 use crate::error::Error;
 use crate::limits::ENTRY_BYTES_MAX;
-use crate::types::{Entry, EntryKind, NodeId, Payload};
+use crate::types::{ConfState, Entry, EntryKind, NodeId, Payload, SnapshotMeta};
 
 /// Which kinds of fault a run injects.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -276,7 +276,9 @@ impl Cluster {
         };
         if self.rng.chance(1, 2) {
             // A jump forward: many ticks at once.
-            let ticks = self.rng.range(1, 3 * u64::from(self.settings.election_ticks));
+            let ticks = self
+                .rng
+                .range(1, 3 * u64::from(self.settings.election_ticks));
             if let Some(raft) = self.raft_mut(victim) {
                 for _ in 0..ticks {
                     raft.tick();
@@ -304,7 +306,7 @@ impl Cluster {
         let Some(&target) = self.rng.pick(&up) else {
             return;
         };
-        let kind = self.rng.range(0, 7);
+        let kind = self.rng.range(0, 9);
         let Some(message) = self.bad_message(target, kind) else {
             return;
         };
@@ -345,6 +347,15 @@ impl Cluster {
             },
         };
         let small = Payload::from_slice(b"x");
+        let voters = self.ids();
+        let snapshot_meta = |index, term| SnapshotMeta {
+            index,
+            term,
+            conf: ConfState {
+                voters: voters.clone(),
+                learners: Vec::new(),
+            },
+        };
         Some(match kind {
             // From a node that is not a member.
             0 => append(99, term, Vec::new(), 0),
@@ -393,6 +404,30 @@ impl Cluster {
                 body: MessageBody::Heartbeat {
                     commit: last + 1000,
                     read_round: 0,
+                },
+            },
+            // A snapshot chunk reaching past the snapshot's end.
+            7 => Message {
+                from: peer,
+                to: target,
+                term: term + 1,
+                body: MessageBody::InstallSnapshot {
+                    meta: snapshot_meta(last + 5, term + 1),
+                    total_bytes: 4,
+                    offset: 2,
+                    chunk: Payload::from_slice(b"abcd"),
+                },
+            },
+            // A snapshot claiming a size beyond the limit.
+            8 => Message {
+                from: peer,
+                to: target,
+                term: term + 1,
+                body: MessageBody::InstallSnapshot {
+                    meta: snapshot_meta(last + 5, term + 1),
+                    total_bytes: u64::MAX,
+                    offset: 0,
+                    chunk: Payload::from_slice(b"abcd"),
                 },
             },
             _ => append(0, term, Vec::new(), 0),

@@ -381,3 +381,116 @@ fn one_heartbeat_round_confirms_every_read_pending_when_it_began() {
         .unwrap();
     assert!(persist(&mut leader).read_states.is_empty());
 }
+
+fn chunk(
+    from: u64,
+    term: u64,
+    meta: &crate::types::SnapshotMeta,
+    data: &[u8],
+    offset: usize,
+    len: usize,
+) -> Message {
+    Message {
+        from,
+        to: 2,
+        term,
+        body: MessageBody::InstallSnapshot {
+            meta: meta.clone(),
+            total_bytes: data.len() as u64,
+            offset: offset as u64,
+            chunk: Payload::from_slice(&data[offset..offset + len]),
+        },
+    }
+}
+
+fn snapshot_meta(index: u64, term: u64) -> crate::types::SnapshotMeta {
+    crate::types::SnapshotMeta {
+        index,
+        term,
+        conf: crate::types::ConfState {
+            voters: vec![1, 2, 3],
+            learners: Vec::new(),
+        },
+    }
+}
+
+fn progress_reply(ready: &Ready) -> Option<u64> {
+    ready.messages.iter().find_map(|m| match m.body {
+        MessageBody::SnapshotProgress { received_bytes, .. } => Some(received_bytes),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_partial_snapshot_is_never_installed() {
+    let mut follower = node(2, &[1, 2, 3]);
+    let data = b"0123456789";
+    let meta = snapshot_meta(50, 3);
+    follower.step(chunk(1, 3, &meta, data, 0, 4)).unwrap();
+    let ready = persist(&mut follower);
+    assert!(
+        ready.snapshot.is_none(),
+        "installed after the first of three chunks"
+    );
+    assert_eq!(progress_reply(&ready), Some(4));
+    assert_eq!(follower.last_index(), 0);
+    follower.step(chunk(1, 3, &meta, data, 4, 4)).unwrap();
+    follower.step(chunk(1, 3, &meta, data, 8, 2)).unwrap();
+    let ready = persist(&mut follower);
+    let snapshot = ready.snapshot.expect("complete snapshot handed out");
+    assert_eq!(snapshot.data.as_slice(), data);
+    assert_eq!((follower.last_index(), follower.commit_index()), (50, 50));
+    assert!(ready.persisted_messages.iter().any(|m| matches!(
+        m.body,
+        MessageBody::AppendResponse {
+            index: 50,
+            reject: false,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn a_lost_chunk_is_asked_for_again_and_a_new_leader_resumes_the_transfer() {
+    let mut follower = node(2, &[1, 2, 3]);
+    let data = b"abcdefghijkl";
+    let meta = snapshot_meta(40, 2);
+    follower.step(chunk(1, 2, &meta, data, 0, 4)).unwrap();
+    persist(&mut follower);
+    // The chunk at 4 is lost; the one at 8 does not continue what the follower holds.
+    follower.step(chunk(1, 2, &meta, data, 8, 4)).unwrap();
+    assert_eq!(progress_reply(&persist(&mut follower)), Some(4));
+    // Leader 3 takes over in term 3 and starts sending the same snapshot from the start:
+    // the follower tells it to resume at byte 4.
+    follower.step(chunk(3, 3, &meta, data, 0, 4)).unwrap();
+    assert_eq!(progress_reply(&persist(&mut follower)), Some(4));
+    follower.step(chunk(3, 3, &meta, data, 4, 8)).unwrap();
+    let ready = persist(&mut follower);
+    assert_eq!(ready.snapshot.map(|s| s.data.len()), Some(12));
+}
+
+#[test]
+fn malformed_snapshot_chunks_are_refused() {
+    let mut follower = node(2, &[1, 2, 3]);
+    let meta = snapshot_meta(10, 1);
+    let mut beyond = chunk(1, 1, &meta, b"abcd", 0, 4);
+    if let MessageBody::InstallSnapshot { total_bytes, .. } = &mut beyond.body {
+        *total_bytes = 2;
+    }
+    assert!(matches!(
+        follower.step(beyond),
+        Err(Error::InvalidMessage(_))
+    ));
+    let mut huge = chunk(1, 1, &meta, b"abcd", 0, 4);
+    if let MessageBody::InstallSnapshot { total_bytes, .. } = &mut huge.body {
+        *total_bytes = u64::MAX;
+    }
+    assert!(matches!(follower.step(huge), Err(Error::InvalidMessage(_))));
+    let future = chunk(1, 1, &snapshot_meta(10, 5), b"abcd", 0, 4);
+    assert!(matches!(
+        follower.step(future),
+        Err(Error::InvalidMessage(_))
+    ));
+    assert_eq!(follower.term(), 0);
+    assert!(!follower.has_ready());
+}
