@@ -38,6 +38,32 @@ pub enum Error {
     Unavailable(Index),
     /// Stored state contradicts itself (for example a term going backwards).
     Corrupt(String),
+    /// A file on disk failed its checksum or structure check: the node must not start on it.
+    /// Repair: move the data directory aside and let the node re-replicate from the quorum.
+    Corruption {
+        /// The damaged file.
+        file: String,
+        /// Byte offset of the damage in the file.
+        offset: u64,
+        /// What is wrong there.
+        detail: String,
+    },
+    /// An operating-system call on the data directory failed.
+    Io {
+        /// What was being done, naming the path.
+        operation: String,
+        /// The system's error message.
+        reason: String,
+    },
+    /// Another process holds the data directory.
+    DataDirLocked {
+        /// The directory.
+        dir: String,
+        /// The holder's process id, as it recorded it.
+        holder: String,
+    },
+    /// Storage failed earlier (a write or fsync error); the node stops acknowledging anything.
+    StorageFailed(String),
     /// Raised when a term-dependent request arrives for a stale term.
     StaleTerm {
         /// The term in the request.
@@ -65,6 +91,26 @@ impl fmt::Display for Error {
             }
             Error::Unavailable(index) => write!(f, "index {index} is not in storage yet"),
             Error::Corrupt(why) => write!(f, "stored state is corrupt: {why}"),
+            Error::Corruption {
+                file,
+                offset,
+                detail,
+            } => write!(
+                f,
+                "corruption in {file} at byte {offset}: {detail}; the node will not start on \
+                 damaged data. To repair, stop the node, move its data directory aside and \
+                 start it with an empty one: it re-replicates from the other members"
+            ),
+            Error::Io { operation, reason } => write!(f, "{operation} failed: {reason}"),
+            Error::DataDirLocked { dir, holder } => write!(
+                f,
+                "data directory {dir} is locked by another process (pid {holder}); stop it or \
+                 use another directory"
+            ),
+            Error::StorageFailed(why) => write!(
+                f,
+                "storage failed earlier ({why}); this node no longer acknowledges writes"
+            ),
             Error::StaleTerm { got, current } => {
                 write!(f, "stale term {got}; current term is {current}")
             }
@@ -73,6 +119,16 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+impl Error {
+    /// An [`Error::Io`] for `operation` (which names the path involved).
+    pub fn io(operation: impl Into<String>, error: &std::io::Error) -> Error {
+        Error::Io {
+            operation: operation.into(),
+            reason: error.to_string(),
+        }
+    }
+}
 
 /// Shorthand for results whose error is [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;

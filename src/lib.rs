@@ -5,6 +5,8 @@
 //!
 //! Layers, dependencies pointing downward only (see `DESIGN.md` in the project's shared docs):
 //! - [`core`]: sans-IO, deterministic consensus ([`core::raft`]) — no I/O, no clock.
+//! - [`runtime`]: the only I/O — durable storage on real files (more to come: event loop,
+//!   transport).
 //! - [`sim`]: a deterministic simulator that drives many cores through a faulty network and
 //!   checks safety, liveness and linearizability after every step.
 //! - [`limits`], [`types`], [`error`]: bounds, shared data types, the error type.
@@ -12,6 +14,7 @@
 pub mod core;
 pub mod error;
 pub mod limits;
+pub mod runtime;
 pub mod sim;
 pub mod types;
 

@@ -26,6 +26,20 @@ pub const SNAPSHOT_BYTES_MAX: usize = 1024 * 1024 * 1024;
 /// Snapshot chunks in flight to one follower before the leader waits for acknowledgements.
 pub const SNAPSHOT_CHUNKS_IN_FLIGHT_MAX: u64 = 4;
 
+/// Size a WAL segment is preallocated to; a new segment starts when the next batch would not
+/// fit.
+pub const WAL_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Largest WAL segment file recovery will read (a single batch larger than a segment makes its
+/// segment grow past the preallocated size, up to this).
+pub const WAL_SEGMENT_FILE_BYTES_MAX: u64 = 1024 * 1024 * 1024;
+
+/// WAL segments a data directory may hold (compaction removes old ones).
+pub const WAL_SEGMENTS_MAX: usize = 10_000;
+
+/// Snapshot files kept in a data directory (older ones are deleted).
+pub const SNAPSHOT_FILES_KEPT: usize = 2;
+
 /// Proposals one `propose_batch` call may carry.
 pub const PROPOSAL_BATCH_COUNT_MAX: usize = 4096;
 

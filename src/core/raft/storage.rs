@@ -64,6 +64,30 @@ impl MemStorage {
         }
     }
 
+    /// Storage holding recovered state: membership `conf`, the latest `snapshot`, and the log
+    /// after `base` (index, term), which is at or after the snapshot's index.
+    pub fn from_parts(
+        hard_state: HardState,
+        conf_state: ConfState,
+        snapshot: Snapshot,
+        base: (Index, Term),
+        entries: Vec<Entry>,
+    ) -> MemStorage {
+        MemStorage {
+            hard_state,
+            conf_state,
+            base_index: base.0,
+            base_term: base.1,
+            entries,
+            snapshot,
+        }
+    }
+
+    /// The membership recorded.
+    pub fn conf_state(&self) -> &ConfState {
+        &self.conf_state
+    }
+
     /// Makes `entries` durable, first discarding any held entries at or after the first one's
     /// index (a conflicting suffix the leader overwrote).
     pub fn append(&mut self, entries: &[Entry]) -> Result<()> {

@@ -1,0 +1,4 @@
+//! The only code that does I/O. Today: durable storage (`storage`). The event loop, the
+//! transport and the clock join it as the cluster learns to run over a network.
+
+pub mod storage;

@@ -1,0 +1,259 @@
+//! Durable storage on real files: the write-ahead log, snapshot files, and [`WalStorage`], the
+//! implementation of the consensus core's [`Storage`] trait over them.
+//!
+//! Layout of a data directory:
+//!
+//! ```text
+//! <dir>/LOCK                       flock-ed by the process using the directory; holds its pid
+//! <dir>/wal/<seq>-<first>.wal      WAL segments (see `wal`)
+//! <dir>/snap/<index>-<term>.snap   snapshots (see `snapshot_file`); the newest two are kept
+//! ```
+//!
+//! The log is also kept in memory (entries since the last compaction), so reads never touch
+//! the disk; writes go to the WAL first and are acknowledged only once fdatasync returned.
+//! Any write or sync failure is sticky: the storage refuses all later writes, so the node can
+//! never acknowledge something that is not durable.
+
+pub mod data_dir;
+pub mod record;
+pub mod snapshot_file;
+pub mod wal;
+
+use std::path::{Path, PathBuf};
+
+use crate::core::raft::{MemStorage, Storage};
+use crate::error::{Error, Result};
+use crate::limits::{SNAPSHOT_FILES_KEPT, WAL_SEGMENT_BYTES};
+use crate::types::{ConfState, Entry, HardState, Index, Payload, Snapshot, Term};
+use data_dir::DataDir;
+use wal::{SegmentStart, Wal};
+
+/// How to open a data directory.
+#[derive(Clone, Debug)]
+pub struct StorageOptions {
+    /// The voters of a new cluster (used when the directory holds no snapshot).
+    pub voters: Vec<u64>,
+    /// Segment preallocation size (tests use small segments to exercise rotation).
+    pub segment_bytes: u64,
+}
+
+impl StorageOptions {
+    /// Defaults for a node of a cluster whose voters are `voters`.
+    pub fn new(voters: &[u64]) -> StorageOptions {
+        StorageOptions {
+            voters: voters.to_vec(),
+            segment_bytes: WAL_SEGMENT_BYTES,
+        }
+    }
+}
+
+/// What opening a data directory found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Entries recovered after the snapshot.
+    pub entries: u64,
+    /// Index of the snapshot recovered (0 when none).
+    pub snapshot_index: Index,
+    /// Torn tails (interrupted last writes) found and cut off.
+    pub torn_tails_repaired: u64,
+}
+
+/// The consensus core's storage, durable in a data directory.
+pub struct WalStorage {
+    dir: DataDir,
+    snap_dir: PathBuf,
+    wal: Wal,
+    memory: MemStorage,
+}
+
+impl WalStorage {
+    /// Opens `path` (creating it, mode 0700), locks it, loads the newest snapshot and replays
+    /// the WAL. Corruption fails with [`Error::Corruption`] naming the file and byte offset.
+    pub fn open(path: &Path, options: &StorageOptions) -> Result<(WalStorage, RecoveryReport)> {
+        let dir = DataDir::open(path)?;
+        let snap_dir = dir.subdir("snap")?;
+        let wal_dir = dir.subdir("wal")?;
+        let snapshot = match snapshot_file::list(&snap_dir)?.last() {
+            Some((_, newest)) => snapshot_file::load(newest)?,
+            None => Snapshot::default(),
+        };
+        let floor = (snapshot.meta.index, snapshot.meta.term);
+        let (wal, recovered) = Wal::open(&wal_dir, options.segment_bytes, floor)?;
+        if recovered.base.0 > snapshot.meta.index {
+            return Err(Error::Corruption {
+                file: wal_dir.display().to_string(),
+                offset: 0,
+                detail: format!(
+                    "the log starts after a snapshot at {} but the newest snapshot file is at {}",
+                    recovered.base.0, snapshot.meta.index
+                ),
+            });
+        }
+        let conf = if snapshot.meta.index > 0 {
+            snapshot.meta.conf.clone()
+        } else {
+            ConfState {
+                voters: options.voters.clone(),
+                learners: Vec::new(),
+            }
+        };
+        let report = RecoveryReport {
+            entries: recovered.entries.len() as u64,
+            snapshot_index: snapshot.meta.index,
+            torn_tails_repaired: recovered.torn_tails_repaired,
+        };
+        let memory = MemStorage::from_parts(
+            recovered.hard_state,
+            conf,
+            snapshot,
+            recovered.base,
+            recovered.entries,
+        );
+        let storage = WalStorage {
+            dir,
+            snap_dir,
+            wal,
+            memory,
+        };
+        Ok((storage, report))
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn segment_start(&self) -> SegmentStart {
+        let snapshot_base = self.memory.snapshot().unwrap_or_default().meta;
+        SegmentStart {
+            hard_state: self.memory.hard_state(),
+            base: (snapshot_base.index, snapshot_base.term),
+            next_index: self.memory.last_index() + 1,
+        }
+    }
+
+    /// Makes `entries` and `hard_state` durable with one fdatasync (group commit), then holds
+    /// them in memory. Entries may overwrite a conflicting suffix.
+    pub fn append(&mut self, entries: &[Entry], hard_state: Option<HardState>) -> Result<()> {
+        let mut start = self.segment_start();
+        if let Some(hard_state) = hard_state {
+            start.hard_state = hard_state;
+        }
+        if let Some(last) = entries.last() {
+            start.next_index = last.index + 1;
+        }
+        self.wal.append(entries, hard_state, &start)?;
+        self.memory.append(entries)?;
+        if let Some(hard_state) = hard_state {
+            self.memory.set_hard_state(hard_state);
+        }
+        Ok(())
+    }
+
+    /// Installs a snapshot received from the leader: writes its file durably, then records in
+    /// the WAL that the log restarts after it.
+    pub fn apply_snapshot(&mut self, snapshot: Snapshot) -> Result<()> {
+        snapshot_file::save(&self.snap_dir, &snapshot)?;
+        let (index, term) = (snapshot.meta.index, snapshot.meta.term);
+        self.memory.apply_snapshot(snapshot)?;
+        let start = self.segment_start();
+        self.wal.append_snapshot_base(index, term, &start)?;
+        self.remove_old_snapshots()
+    }
+
+    /// Takes a snapshot of the local state machine as of `index` (durable before returning).
+    pub fn create_snapshot(&mut self, index: Index, data: Payload) -> Result<()> {
+        if index <= self.memory.snapshot()?.meta.index {
+            return Ok(());
+        }
+        let snapshot = Snapshot {
+            meta: crate::types::SnapshotMeta {
+                index,
+                term: self.memory.term(index)?,
+                conf: self.memory.conf_state().clone(),
+            },
+            data,
+        };
+        snapshot_file::save(&self.snap_dir, &snapshot)?;
+        self.memory.create_snapshot(index, snapshot.data)?;
+        self.remove_old_snapshots()
+    }
+
+    /// Drops entries through `index` from memory and deletes WAL segments that hold only such
+    /// entries. A snapshot must cover `index`.
+    pub fn compact(&mut self, index: Index) -> Result<()> {
+        self.memory.compact(index)?;
+        self.wal.remove_segments_through(index)
+    }
+
+    fn remove_old_snapshots(&self) -> Result<()> {
+        let files = snapshot_file::list(&self.snap_dir)?;
+        let excess = files.len().saturating_sub(SNAPSHOT_FILES_KEPT);
+        for (_, path) in &files[..excess] {
+            std::fs::remove_file(path)
+                .map_err(|e| Error::io(format!("removing {}", path.display()), &e))?;
+        }
+        Ok(())
+    }
+
+    /// The recorded hard state.
+    pub fn hard_state(&self) -> HardState {
+        self.memory.hard_state()
+    }
+
+    /// WAL segment files currently held.
+    pub fn segment_count(&self) -> usize {
+        self.wal.segment_count()
+    }
+}
+
+impl Storage for WalStorage {
+    fn initial_state(&self) -> Result<(HardState, ConfState)> {
+        self.memory.initial_state()
+    }
+
+    fn entries(
+        &self,
+        low: Index,
+        high: Index,
+        bytes_max: usize,
+        out: &mut Vec<Entry>,
+    ) -> Result<()> {
+        self.memory.entries(low, high, bytes_max, out)
+    }
+
+    fn term(&self, index: Index) -> Result<Term> {
+        self.memory.term(index)
+    }
+
+    fn first_index(&self) -> Index {
+        self.memory.first_index()
+    }
+
+    fn last_index(&self) -> Index {
+        self.memory.last_index()
+    }
+
+    fn snapshot(&self) -> Result<Snapshot> {
+        self.memory.snapshot()
+    }
+}
+
+/// Fsyncs a directory, so that files created, renamed or removed in it survive a crash.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// A fresh, empty directory under the system's temp directory, for tests.
+#[cfg(test)]
+pub(crate) fn test_dir(name: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let unique = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "accord-test-{}-{name}-{unique}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
