@@ -157,7 +157,9 @@ impl WalStorage {
         let (index, term) = (snapshot.meta.index, snapshot.meta.term);
         self.memory.apply_snapshot(snapshot)?;
         let start = self.segment_start();
-        self.wal.append_snapshot_base(index, term, &start)?;
+        let hard_state = self.memory.hard_state();
+        self.wal
+            .append_snapshot_base(index, term, hard_state, &start)?;
         self.remove_old_snapshots()
     }
 

@@ -45,12 +45,19 @@ pub enum Record {
         /// Term of the snapshot's last entry.
         term: Term,
     },
+    /// Starts the records of one write batch (made durable by one fdatasync). Recovery uses it
+    /// to tell a torn last batch from damage to a batch that had been made durable.
+    BatchStart {
+        /// Bytes of the whole batch, this record included.
+        bytes: u64,
+    },
 }
 
 const KIND_SEGMENT_HEADER: u8 = 1;
 const KIND_ENTRY: u8 = 2;
 const KIND_HARD_STATE: u8 = 3;
 const KIND_SNAPSHOT_BASE: u8 = 4;
+const KIND_BATCH_START: u8 = 5;
 
 /// The result of reading one record.
 #[derive(Debug, PartialEq, Eq)]
@@ -101,6 +108,10 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) {
             out.extend_from_slice(&term.to_le_bytes());
             KIND_SNAPSHOT_BASE
         }
+        Record::BatchStart { bytes } => {
+            out.extend_from_slice(&bytes.to_le_bytes());
+            KIND_BATCH_START
+        }
     };
     let length = (out.len() - start - RECORD_HEADER_BYTES) as u32;
     out[start..start + 4].copy_from_slice(&length.to_le_bytes());
@@ -135,7 +146,7 @@ pub fn decode(bytes: &[u8]) -> Decoded {
             "record length {length} exceeds the limit of {RECORD_PAYLOAD_BYTES_MAX} bytes"
         ));
     }
-    if !(KIND_SEGMENT_HEADER..=KIND_SNAPSHOT_BASE).contains(&kind) {
+    if !(KIND_SEGMENT_HEADER..=KIND_BATCH_START).contains(&kind) {
         return Decoded::Bad(format!("unknown record kind {kind}"));
     }
     let remaining = bytes.len() - RECORD_HEADER_BYTES;
@@ -202,6 +213,9 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Result<Record, String> {
         KIND_SNAPSHOT_BASE => Record::SnapshotBase {
             index: reader.u64()?,
             term: reader.u64()?,
+        },
+        KIND_BATCH_START => Record::BatchStart {
+            bytes: reader.u64()?,
         },
         other => return Err(format!("unknown record kind {other}")),
     };
@@ -282,6 +296,7 @@ mod tests {
                 commit: 41,
             }),
             Record::SnapshotBase { index: 40, term: 6 },
+            Record::BatchStart { bytes: 123 },
         ]
     }
 

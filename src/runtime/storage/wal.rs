@@ -8,11 +8,18 @@
 //! either. A new segment is prepared under a temporary name, fsynced, renamed into place, and
 //! the directory fsynced.
 //!
-//! Recovery reads every segment in order. A damaged or cut-off record is a *torn tail* — the
-//! last write was interrupted by a crash — only if it is in the last segment and no valid
-//! record follows it anywhere in that segment; the tail is then zeroed and the log continues
-//! from there. Damage anywhere else is *corruption*: recovery fails with the file and byte
-//! offset, and the node does not start.
+//! Every write batch starts with a `BatchStart` record and is made durable by one fdatasync
+//! before anything in it is acknowledged. Recovery reads every segment in order. A damaged,
+//! cut-off or missing (zeroed) record is a *torn tail* — the last batch was interrupted by a
+//! crash, and the disk may have kept any subset of its sectors — only if it is in the last
+//! segment and no later batch starts after it; the tail is then zeroed and the log continues
+//! from there. Damage anywhere else is *corruption*: a later batch proves the damaged one had
+//! been made durable. Recovery then fails with the file and byte offset, and the node does not
+//! start.
+//!
+//! What no log can tell apart: a bit flipped, after the fact, inside the very last batch looks
+//! exactly like that batch being torn, and is repaired as such (etcd and ZooKeeper behave the
+//! same way). Everything before the last batch is protected.
 
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -110,7 +117,7 @@ impl Wal {
         current: &SegmentStart,
     ) -> Result<()> {
         self.check_healthy()?;
-        self.buffer.clear();
+        self.start_batch();
         for entry in entries {
             record::encode(&Record::Entry(entry.clone()), &mut self.buffer);
         }
@@ -120,23 +127,38 @@ impl Wal {
         self.write_buffer(entries.first().map(|e| e.index), current)
     }
 
-    /// Records that the log now starts after a snapshot at (`index`, `term`), durably.
+    /// Records that the log now starts after a snapshot at (`index`, `term`), together with
+    /// the hard state that goes with it, durably.
     pub fn append_snapshot_base(
         &mut self,
         index: Index,
         term: Term,
+        hard_state: HardState,
         current: &SegmentStart,
     ) -> Result<()> {
         self.check_healthy()?;
-        self.buffer.clear();
+        self.start_batch();
         record::encode(&Record::SnapshotBase { index, term }, &mut self.buffer);
+        record::encode(&Record::HardState(hard_state), &mut self.buffer);
         self.write_buffer(None, current)
     }
 
+    /// Clears the buffer and opens it with a `BatchStart` whose size is filled in later.
+    fn start_batch(&mut self) {
+        self.buffer.clear();
+        record::encode(&Record::BatchStart { bytes: 0 }, &mut self.buffer);
+    }
+
+    /// Writes the batch's size into its `BatchStart` (re-encoding it keeps its checksum right).
+    fn seal_batch(&mut self) {
+        let mut start = Vec::with_capacity(record::RECORD_HEADER_BYTES + 8);
+        let bytes = self.buffer.len() as u64;
+        record::encode(&Record::BatchStart { bytes }, &mut start);
+        self.buffer[..start.len()].copy_from_slice(&start);
+    }
+
     fn write_buffer(&mut self, first_index: Option<Index>, current: &SegmentStart) -> Result<()> {
-        if self.buffer.is_empty() {
-            return Ok(());
-        }
+        self.seal_batch();
         if self.offset + self.buffer.len() as u64 > self.segment_bytes {
             let first = first_index.unwrap_or(current.next_index);
             self.rotate(first, current)?;
@@ -387,15 +409,28 @@ fn replay_segment(segment: &Segment, last: bool, recovered: &mut Recovered) -> R
                 }
                 offset += used;
             }
-            Decoded::End if !first => return Ok(offset as u64),
-            Decoded::End => {
+            Decoded::End if first => {
                 return Err(corruption(
                     0,
                     "the segment header is missing (zeroed)".into(),
                 ));
             }
+            Decoded::End if has_batch_after(&bytes, offset) => {
+                return Err(corruption(
+                    offset as u64,
+                    "zeroed records followed by later, durable batches".into(),
+                ));
+            }
+            Decoded::End => {
+                if last && bytes[offset..].iter().any(|&b| b != 0) {
+                    // Sectors of the interrupted last batch landed past a hole.
+                    repair_torn_tail(path, offset as u64, bytes.len() as u64)?;
+                    recovered.torn_tails_repaired += 1;
+                }
+                return Ok(offset as u64);
+            }
             Decoded::Incomplete(why) | Decoded::Bad(why) => {
-                if !last || first || has_valid_record_after(&bytes, offset) {
+                if !last || first || has_batch_after(&bytes, offset) {
                     return Err(corruption(offset as u64, why));
                 }
                 repair_torn_tail(path, offset as u64, bytes.len() as u64)?;
@@ -462,6 +497,7 @@ fn apply_record(record: Record, recovered: &mut Recovered) -> std::result::Resul
                 recovered.base = (index, term);
             }
         }
+        Record::BatchStart { .. } => {}
         Record::SegmentHeader { .. } => {
             return Err("a segment header in the middle of a segment".into())
         }
@@ -469,13 +505,17 @@ fn apply_record(record: Record, recovered: &mut Recovered) -> std::result::Resul
     Ok(())
 }
 
-/// Whether any record that decodes and checks out starts after the damaged one at `offset`.
-/// A crash can only damage the last write, so a good record after the damage proves that the
-/// damage is not a torn tail.
-fn has_valid_record_after(bytes: &[u8], offset: usize) -> bool {
-    // Bounded by the segment's size; runs only when recovery meets damage.
-    (offset + 1..bytes.len().saturating_sub(record::RECORD_HEADER_BYTES))
-        .any(|start| matches!(record::decode(&bytes[start..]), Decoded::Record(..)))
+/// Whether a valid `BatchStart` begins anywhere after `offset`. A crash can only damage the
+/// last batch, so a later batch proves that the damage is not a torn tail. (Records of the
+/// damaged batch itself prove nothing: the disk may have kept its sectors in any order.)
+fn has_batch_after(bytes: &[u8], offset: usize) -> bool {
+    // Bounded by the segment's size; runs only when recovery meets damage or a hole.
+    (offset + 1..bytes.len().saturating_sub(record::RECORD_HEADER_BYTES)).any(|start| {
+        matches!(
+            record::decode(&bytes[start..]),
+            Decoded::Record(Record::BatchStart { .. }, _)
+        )
+    })
 }
 
 /// Zeroes the file from `offset` on, so the torn record can never be read again.
