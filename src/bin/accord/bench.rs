@@ -14,7 +14,16 @@ use crate::counting_alloc::allocations;
 
 const HELP: &str = "\
 usage: accord bench core [options]
+       accord bench wal --dir D [--appends N]
 
+wal: appends 128 B and 4 KiB records through the write-ahead log in D (created, then
+removed) at batches of 1 and 64, each append made durable by one fdatasync, next to the
+raw latency of writing a small block and calling fdatasync on the same disk, measured in
+the same run. Ends with
+  wal: fsync_p50_us=<n> batch1_p50_us=<n> batch1_to_fsync=<ratio> batch64_records_per_s=<n> batch64_speedup=<ratio>
+(for 128 B records).
+
+core:
 Three Raft nodes in memory in one thread, messages passed directly, storage in memory.
 For each proposal size and batch size, prints committed proposals per second and heap
 allocations per committed proposal (counted by a global allocator).
@@ -33,6 +42,9 @@ const COMPACT_EVERY_ENTRIES: u64 = 65_536;
 
 pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
     let mut args = Args::parse(arguments, &["help"])?;
+    if args.words.first().map(String::as_str) == Some("wal") && !args.flag("help") {
+        return crate::bench_wal::main(args);
+    }
     if args.flag("help") || args.words.first().map(String::as_str) != Some("core") {
         print!("{HELP}");
         return Ok(if args.words.is_empty() || args.flag("help") {

@@ -2,7 +2,9 @@
 
 mod args;
 mod bench;
+mod bench_wal;
 mod counting_alloc;
+mod crashtest;
 mod sim;
 
 use std::process::ExitCode;
@@ -17,7 +19,9 @@ usage: accord <command> [options]
 
 commands:
   sim      run the deterministic simulator over many seeds (accord sim --help)
-  bench    run a benchmark: `accord bench core` (accord bench --help)
+  bench    run a benchmark: `accord bench core`, `accord bench wal` (accord bench --help)
+  crashtest  kill a process writing the WAL at random moments and check nothing acknowledged
+           is lost (accord crashtest --help)
   help     show this text
 ";
 
@@ -31,6 +35,7 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "sim" => sim::main(arguments),
         "bench" => bench::main(arguments),
+        "crashtest" => crashtest::main(arguments),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)

@@ -2,8 +2,11 @@
 //! rotation, recovery with torn-tail repair and corruption detection.
 //!
 //! Segment files are named `<sequence>-<first index>.wal`, preallocated to
-//! [`WAL_SEGMENT_BYTES`](crate::limits::WAL_SEGMENT_BYTES) and written in place, so the unwritten
-//! part reads as zeros. Every segment begins with a header record, the hard state and the
+//! [`WAL_SEGMENT_BYTES`](crate::limits::WAL_SEGMENT_BYTES) by writing zeros, and written in
+//! place, so the unwritten part reads as zeros. (Zeros are written rather than `fallocate`d:
+//! the first write into an fallocated extent makes every fdatasync also commit a metadata
+//! change, which costs more than the data itself. The next segment is zero-filled on a helper
+//! thread while the active one is half full, so rotation does not stall appends.) Every segment begins with a header record, the hard state and the
 //! snapshot base in force when it was created, so older segments can be deleted without losing
 //! either. A new segment is prepared under a temporary name, fsynced, renamed into place, and
 //! the directory fsynced.
@@ -23,7 +26,6 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use super::record::{self, Decoded, Record};
@@ -65,7 +67,12 @@ pub struct Wal {
     /// Set by the first failed write or sync; the log refuses everything after it, since a
     /// failed fsync may have dropped data the kernel no longer reports (never retry it).
     failed: Option<String>,
+    /// The next segment, being zero-filled under a temporary name on a helper thread.
+    preparing: Option<std::thread::JoinHandle<std::io::Result<File>>>,
 }
+
+/// Temporary name of the segment being prepared.
+const PREPARED_NAME: &str = "next-segment.tmp";
 
 impl Wal {
     /// Opens (recovering) or creates the log in `dir`. `floor` is the snapshot the node holds:
@@ -90,7 +97,7 @@ impl Wal {
             None => {
                 let first_index = recovered.base.0 + 1;
                 let (segment, file, offset) =
-                    create_segment(dir, 1, first_index, segment_bytes, &recovered)?;
+                    create_segment(dir, 1, first_index, segment_bytes, &recovered, None)?;
                 segments.push(segment);
                 end_offset = offset;
                 file
@@ -104,6 +111,7 @@ impl Wal {
             segment_bytes,
             buffer: Vec::new(),
             failed: None,
+            preparing: None,
         };
         Ok((wal, recovered))
     }
@@ -170,6 +178,11 @@ impl Wal {
         match result {
             Ok(()) => {
                 self.offset += self.buffer.len() as u64;
+                if self.preparing.is_none() && self.offset > self.segment_bytes / 2 {
+                    let path = self.dir.join(PREPARED_NAME);
+                    let bytes = self.segment_bytes;
+                    self.preparing = Some(std::thread::spawn(move || zero_filled(&path, bytes)));
+                }
                 Ok(())
             }
             Err(error) => Err(self.fail(format!("writing the WAL: {error}"))),
@@ -188,12 +201,19 @@ impl Wal {
             base: current.base,
             ..Recovered::default()
         };
+        // A failed preparation is retried in the foreground by `create_segment`.
+        let prepared = self
+            .preparing
+            .take()
+            .and_then(|handle| handle.join().ok())
+            .and_then(|result| result.ok());
         match create_segment(
             &self.dir,
             sequence,
             first_index,
             self.segment_bytes,
             &recovered,
+            prepared,
         ) {
             Ok((segment, file, offset)) => {
                 self.segments.push(segment);
@@ -318,10 +338,11 @@ fn create_segment(
     first_index: Index,
     segment_bytes: u64,
     state: &Recovered,
+    prepared: Option<File>,
 ) -> Result<(Segment, File, u64)> {
     let name = segment_name(sequence, first_index);
     let path = dir.join(&name);
-    let temp = dir.join(format!("{name}.tmp"));
+    let temp = dir.join(PREPARED_NAME);
     let mut header = Vec::new();
     record::encode(
         &Record::SegmentHeader {
@@ -339,15 +360,12 @@ fn create_segment(
         &mut header,
     );
     let create = || -> std::io::Result<File> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&temp)?;
-        preallocate(&file, segment_bytes)?;
+        let file = match prepared {
+            Some(file) => file,
+            None => zero_filled(&temp, segment_bytes)?,
+        };
         file.write_all_at(&header, 0)?;
-        file.sync_all()?;
+        file.sync_data()?;
         fs::rename(&temp, &path)?;
         super::sync_dir(dir)?;
         Ok(file)
@@ -365,15 +383,24 @@ fn create_segment(
     ))
 }
 
-fn preallocate(file: &File, bytes: u64) -> std::io::Result<()> {
-    // SAFETY: posix_fallocate on a descriptor we own; it only changes the file's size.
-    let result = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, bytes as libc::off_t) };
-    match result {
-        0 => Ok(()),
-        // Filesystems without fallocate: extend the file (zeros) instead.
-        libc::EOPNOTSUPP | libc::EINVAL => file.set_len(bytes),
-        error => Err(std::io::Error::from_raw_os_error(error)),
+/// Creates `path` holding `bytes` zeros, durably (data and size).
+fn zero_filled(path: &Path, bytes: u64) -> std::io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    let zeros = vec![0u8; 1 << 20];
+    let mut offset = 0;
+    // Bounded by `bytes` / 1 MiB iterations.
+    while offset < bytes {
+        let length = zeros.len().min((bytes - offset) as usize);
+        file.write_all_at(&zeros[..length], offset)?;
+        offset += length as u64;
     }
+    file.sync_all()?;
+    Ok(file)
 }
 
 /// Replays one segment into `recovered`; returns the offset where its data ends.
