@@ -159,8 +159,7 @@ fn a_torn_last_write_is_cut_off_and_the_log_goes_on() {
     let end = data.iter().rposition(|&b| b != 0).unwrap() + 1;
     // Cut the last record in half: the crash happened during its write.
     let file = fs::OpenOptions::new().write(true).open(&last).unwrap();
-    file.write_all_at(&[0u8; 30], (end - 30) as u64)
-        .unwrap();
+    file.write_all_at(&[0u8; 30], (end - 30) as u64).unwrap();
     drop(file);
     let (mut storage, report) = WalStorage::open(&path, &options(1024)).unwrap();
     assert_eq!(report.torn_tails_repaired, 1);

@@ -80,6 +80,10 @@ pub(super) struct SimNode {
     pub(super) snapshot_every: u64,
     /// Entries kept in the log behind a snapshot, for slow followers.
     pub(super) compaction_margin: u64,
+    /// A bit flipped in a durable record: the node will refuse to start on it.
+    pub(super) disk_corrupted: bool,
+    /// The node was rebuilt from an empty data directory and may no longer vote.
+    pub(super) may_vote: bool,
 }
 
 /// A simulated cluster and everything observed in it.
@@ -112,6 +116,12 @@ pub struct Cluster {
     pub(super) faults: super::nemesis::FaultSet,
     /// Virtual time at which the nemesis stops.
     pub(super) faults_until: u64,
+    /// Nodes whose disk was corrupted in this run (never more than a minority).
+    pub(super) corrupted_nodes: usize,
+    /// Starts refused because the node detected a corrupt disk.
+    pub corruptions_detected: u64,
+    /// The voters, for repairs that rebuild a node's storage.
+    voters: Vec<NodeId>,
 }
 
 impl Cluster {
@@ -138,6 +148,9 @@ impl Cluster {
             trace: std::env::var_os("ACCORD_SIM_TRACE").is_some(),
             faults: super::nemesis::FaultSet::default(),
             faults_until: 0,
+            corrupted_nodes: 0,
+            corruptions_detected: 0,
+            voters: voters.clone(),
         };
         for &id in &voters {
             // Clocks drift: each node's tick lasts within ±2% of the nominal tick.
@@ -159,6 +172,8 @@ impl Cluster {
                 snapshot_index: 0,
                 snapshot_every: cluster.rng.range(50, 150),
                 compaction_margin: cluster.rng.range(0, 30),
+                disk_corrupted: false,
+                may_vote: true,
             });
             cluster.restart(id);
         }
@@ -342,6 +357,16 @@ impl Cluster {
         let Some(node) = self.node_mut(id) else {
             return;
         };
+        if node.disk_corrupted {
+            // The WAL's checksums catch the flipped bit: the node refuses to start on it, and
+            // an operator repairs it a while later.
+            if node.durable.is_some() {
+                self.corruptions_detected += 1;
+                let repair = now + u64::from(settings.election_ticks) * TICK_US * 3;
+                self.network.schedule(repair, Event::Repair(id));
+            }
+            return;
+        }
         let Some(storage) = node.durable.take() else {
             return;
         };
@@ -353,6 +378,7 @@ impl Cluster {
         config.append_bytes_max = settings.append_bytes_max;
         config.inflight_messages_max = settings.inflight_messages_max;
         config.seed = seed;
+        config.may_vote = node.may_vote;
         let snapshot = storage.snapshot().unwrap_or_default();
         let kv = if snapshot.meta.index == 0 {
             Some(KvStore::default())
@@ -398,6 +424,44 @@ impl Cluster {
                 incarnation,
             },
         );
+    }
+
+    /// Flips a bit in node `id`'s durable storage; it keeps running on its in-memory state and
+    /// stops at its next crash, refusing to restart on the damaged data.
+    pub fn corrupt_disk(&mut self, id: NodeId) {
+        if let Some(node) = self.node_mut(id) {
+            if !node.disk_corrupted {
+                node.disk_corrupted = true;
+                self.corrupted_nodes += 1;
+            }
+        }
+        // The damage is found when the node next starts; make that happen soon.
+        self.crash(id);
+        let restart = self.now + u64::from(self.settings.election_ticks) * TICK_US;
+        self.network.schedule(restart, Event::Restart(id));
+    }
+
+    /// The documented repair: move the damaged data directory aside and start the node empty.
+    /// It re-replicates from the others; having forgotten its votes, it no longer votes.
+    fn repair(&mut self, id: NodeId) {
+        let voters = self.voters.clone();
+        let Some(node) = self.node_mut(id) else {
+            return;
+        };
+        if !node.disk_corrupted || node.raft.is_some() {
+            return;
+        }
+        node.disk_corrupted = false;
+        node.may_vote = false;
+        node.durable = Some(MemStorage::new_with_voters(&voters));
+        node.snapshot_index = 0;
+        if self.trace {
+            eprintln!(
+                "t={} node {id} repaired with an empty data directory",
+                self.now
+            );
+        }
+        self.restart(id);
     }
 
     /// Freezes node `id` (no ticks, messages held) until `until`.
@@ -484,6 +548,7 @@ impl Cluster {
             Event::Nemesis => self.nemesis(),
             Event::Restart(id) => self.restart(id),
             Event::BadInput => self.inject_bad_input(),
+            Event::Repair(id) => self.repair(id),
         }
     }
 
@@ -721,6 +786,16 @@ impl Cluster {
         let Some(raft) = self.nodes[index].raft.as_mut() else {
             return;
         };
+        if let Some(snapshot) = &ready.snapshot {
+            // The snapshot is written first; entries and hard state only follow it.
+            if self.rng.chance(1, 2) {
+                return;
+            }
+            if let Err(error) = raft.storage_mut().apply_snapshot(snapshot.clone()) {
+                self.fail(format!("node {id} storage refused a snapshot: {error}"));
+                return;
+            }
+        }
         let entries = &ready.entries[..keep];
         if let Some(first) = entries.first() {
             let prev_term = raft.log_term(first.index - 1).unwrap_or(0);

@@ -123,15 +123,6 @@ impl Invariants {
     ) -> Result<(), Violation> {
         let seen = (entry.term, fingerprint(entry));
         let position = (entry.index - 1) as usize;
-        if let Some(&recorded) = self.state_after.get(position) {
-            if recorded != state {
-                return Err(format!(
-                    "state-machine safety: node {id} reached state {state:#x} after index {}, \
-                     another node reached {recorded:#x}",
-                    entry.index
-                ));
-            }
-        }
         match self.applied.get(position) {
             Some(&recorded) if recorded != seen => Err(format!(
                 "state-machine safety: node {id} applied {:?} at index {}, another node \
@@ -141,7 +132,14 @@ impl Invariants {
             Some(_) => {
                 let bound = &mut self.committed_by_term[position];
                 *bound = (*bound).min(node_term);
-                Ok(())
+                match self.state_after.get(position) {
+                    Some(&recorded) if recorded != state => Err(format!(
+                        "state-machine safety: node {id} reached state {state:#x} after index \
+                         {}, another node reached {recorded:#x}",
+                        entry.index
+                    )),
+                    _ => Ok(()),
+                }
             }
             None if position == self.applied.len() => {
                 self.applied.push(seen);

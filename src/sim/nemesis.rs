@@ -31,10 +31,14 @@ pub struct FaultSet {
     pub bad_input: bool,
     /// Clock jumps: a node's clock leaps forward by many ticks at once, or runs fast or slow.
     pub clock: bool,
+    /// Disk faults: a write or fsync fails (EIO, ENOSPC) and the node stops, keeping a prefix
+    /// of its last write; or a bit flips in a durable record on a minority of nodes, which the
+    /// node detects at its next start and refuses to start on, until it is repaired.
+    pub disk: bool,
 }
 
 /// Names accepted by [`FaultSet::parse`], in the order of the fields.
-pub const FAULT_NAMES: [&str; 9] = [
+pub const FAULT_NAMES: [&str; 10] = [
     "drop",
     "duplicate",
     "reorder",
@@ -44,6 +48,7 @@ pub const FAULT_NAMES: [&str; 9] = [
     "pause",
     "bad-input",
     "clock",
+    "disk",
 ];
 
 impl FaultSet {
@@ -59,6 +64,7 @@ impl FaultSet {
             pause: true,
             bad_input: true,
             clock: true,
+            disk: true,
         }
     }
 
@@ -81,6 +87,7 @@ impl FaultSet {
                 "pause" => &mut set.pause,
                 "bad-input" => &mut set.bad_input,
                 "clock" => &mut set.clock,
+                "disk" => &mut set.disk,
                 other => {
                     return Err(format!(
                         "unknown fault '{other}'; use all, none, or a list of: {}",
@@ -108,6 +115,7 @@ impl FaultSet {
             self.pause,
             self.bad_input,
             self.clock,
+            self.disk,
         ];
         let names: Vec<&str> = FAULT_NAMES
             .iter()
@@ -167,6 +175,9 @@ impl Cluster {
         if f.clock {
             actions.push(7);
         }
+        if f.disk {
+            actions.push(8);
+        }
         match *self.rng.pick(&actions).unwrap_or(&0) {
             1 => self.fault_links(),
             2 => self.fault_symmetric_partition(),
@@ -175,6 +186,7 @@ impl Cluster {
             5 => self.fault_crash(),
             6 => self.fault_pause(),
             7 => self.fault_clock(),
+            8 => self.fault_disk(),
             _ => self.heal(),
         }
         let next = self.now + self.election_us() * self.rng.range(1, 6);
@@ -269,6 +281,28 @@ impl Cluster {
         self.pause(victim, until);
     }
 
+    fn fault_disk(&mut self) {
+        let up: Vec<NodeId> = self
+            .ids()
+            .into_iter()
+            .filter(|&id| self.is_up(id))
+            .collect();
+        let Some(&victim) = self.rng.pick(&up) else {
+            return;
+        };
+        // Corruption is allowed on a minority only: repaired nodes stop voting, and a majority
+        // of voters must remain for the cluster to elect leaders at all.
+        let minority = (self.nodes.len() - 1) / 2;
+        if self.rng.chance(1, 2) && self.corrupted_nodes < minority {
+            self.corrupt_disk(victim);
+        } else {
+            // EIO or ENOSPC on the next write: the node stops mid-write.
+            self.crash_torn(victim);
+            let restart = self.now + self.election_us() * self.rng.range(1, 10);
+            self.network.schedule(restart, Event::Restart(victim));
+        }
+    }
+
     fn fault_clock(&mut self) {
         let ids = self.ids();
         let Some(&victim) = self.rng.pick(&ids) else {
@@ -326,8 +360,7 @@ impl Cluster {
     /// Builds malformed message number `kind` for `target`, if that kind applies to it now.
     fn bad_message(&mut self, target: NodeId, kind: u64) -> Option<Message> {
         let raft = self.raft(target)?;
-        let (term, last, role, leader) =
-            (raft.term(), raft.last_index(), raft.role(), raft.leader());
+        let (term, last, role) = (raft.term(), raft.last_index(), raft.role());
         let peer = self.ids().into_iter().find(|&id| id != target)?;
         let entry = |index, term, data: Payload| Entry {
             term,
@@ -394,16 +427,17 @@ impl Cluster {
                     reject: false,
                     hint_index: 0,
                     hint_term: 0,
+                    counted: true,
                 },
             },
-            // A follower is told to commit far beyond its log by its own leader.
-            6 if role == Role::Follower && leader.is_some() => Message {
-                from: leader?,
+            // A leader is told a follower confirmed a read round it never started.
+            6 if role == Role::Leader => Message {
+                from: peer,
                 to: target,
                 term,
-                body: MessageBody::Heartbeat {
-                    commit: last + 1000,
-                    read_round: 0,
+                body: MessageBody::HeartbeatResponse {
+                    read_round: u64::MAX,
+                    counted: true,
                 },
             },
             // A snapshot chunk reaching past the snapshot's end.

@@ -39,6 +39,9 @@ pub enum Event {
     Restart(NodeId),
     /// A malformed message is handed to a node.
     BadInput,
+    /// An operator repairs a node that refused to start on a corrupt disk: its data directory
+    /// is moved aside and it starts empty, re-replicating from the others.
+    Repair(NodeId),
 }
 
 struct Scheduled {

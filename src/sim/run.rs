@@ -67,6 +67,8 @@ pub struct SeedReport {
     pub bad_inputs_rejected: u64,
     /// Snapshot chunks sent to lagging followers.
     pub snapshot_chunks: u64,
+    /// Starts refused on a corrupt disk (each followed by a repair).
+    pub corruptions_detected: u64,
 }
 
 /// Runs one seed.
@@ -86,6 +88,7 @@ pub fn run_seed(options: &SimOptions, seed: u64) -> SeedReport {
     report.operations = cluster.history().len() as u64;
     report.elections = cluster.elections();
     report.bad_inputs_rejected = cluster.bad_inputs_rejected;
+    report.corruptions_detected = cluster.corruptions_detected;
     report.snapshot_chunks = cluster
         .messages_by_kind
         .get("InstallSnapshot")
@@ -123,7 +126,7 @@ fn heal_and_check_liveness(cluster: &mut Cluster) -> u64 {
     for &id in &ids {
         cluster.pause(id, 0);
         if !cluster.is_up(id) {
-            cluster.restart(id);
+            cluster.restart(id); // a corrupt node is repaired instead, a little later
         }
     }
     let healed_at = cluster.now;

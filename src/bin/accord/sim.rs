@@ -23,7 +23,7 @@ options:
   --first-seed S   first seed of the range (default 1)
   --seed S         run exactly one seed (replays it byte for byte)
   --faults LIST    all, none, or a comma list of: drop, duplicate, reorder, delay,
-                   partition, crash, pause, bad-input, clock (default all)
+                   partition, crash, pause, bad-input, clock, disk (default all)
   --ticks N        length of the fault phase in ticks (default 1000)
   --clients N      concurrent clients (default 5)
   --keys N         keys the clients share (default 3)
@@ -152,12 +152,13 @@ pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
 fn describe(report: &SeedReport) -> String {
     format!(
         "seed={} ops={} elections={} election_ticks_after_heal={} bad_inputs_rejected={} \
-         snapshot_chunks={}",
+         snapshot_chunks={} corruptions_detected={}",
         report.seed,
         report.operations,
         report.elections,
         report.election_ticks_after_heal,
         report.bad_inputs_rejected,
-        report.snapshot_chunks
+        report.snapshot_chunks,
+        report.corruptions_detected
     )
 }

@@ -10,7 +10,7 @@ impl<S: Storage> Raft<S> {
     /// Starts an election: a pre-vote round first when enabled, unless `transfer` (asked by the
     /// leader through TimeoutNow) says to campaign at once.
     pub(super) fn start_election(&mut self, transfer: bool) {
-        if !self.tracker.is_voter(self.id) {
+        if !self.tracker.is_voter(self.id) || !self.config.may_vote {
             return;
         }
         if self.config.pre_vote && !transfer {
@@ -100,7 +100,8 @@ impl<S: Storage> Raft<S> {
         let can_vote = self.vote == message.from
             || (self.vote == NO_NODE && self.leader == NO_NODE)
             || (pre_vote && message.term > self.term);
-        let granted = can_vote && self.log.is_up_to_date(last_index, last_term);
+        let granted =
+            can_vote && self.config.may_vote && self.log.is_up_to_date(last_index, last_term);
         if pre_vote {
             // A granted pre-vote answers in the term asked about; a refusal in our own term,
             // so that a pre-candidate that is behind learns the newer term.

@@ -66,6 +66,10 @@ pub enum MessageBody {
         hint_index: Index,
         /// On rejection: the term of the follower's entry at `hint_index`.
         hint_term: Term,
+        /// Whether this acknowledgement may count toward a quorum: `false` from a member
+        /// rebuilt from an empty data directory, which may have forgotten a newer term and so
+        /// could acknowledge a deposed leader.
+        counted: bool,
     },
     /// The leader is alive; also confirms leadership for ReadIndex round `read_round`.
     Heartbeat {
@@ -78,6 +82,8 @@ pub enum MessageBody {
     HeartbeatResponse {
         /// The round of the heartbeat answered.
         read_round: u64,
+        /// Whether this acknowledgement may count toward a quorum (see `AppendResponse`).
+        counted: bool,
     },
     /// One chunk of a snapshot, for a follower that needs entries the leader compacted away.
     InstallSnapshot {

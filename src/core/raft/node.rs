@@ -41,6 +41,11 @@ pub struct Config {
     pub append_bytes_max: usize,
     /// Seed for the election-timeout jitter.
     pub seed: u64,
+    /// Whether this node may vote and campaign. `false` for a member whose data directory was
+    /// lost and re-created: it cannot remember whom it voted for, so voting again could elect
+    /// two leaders in one term. It still replicates and acknowledges entries (which is safe),
+    /// so the cluster's data re-replicates to it.
+    pub may_vote: bool,
 }
 
 impl Config {
@@ -55,6 +60,7 @@ impl Config {
             inflight_messages_max: INFLIGHT_MESSAGES_MAX,
             append_bytes_max: APPEND_BYTES_MAX,
             seed: id,
+            may_vote: true,
         }
     }
 
@@ -397,9 +403,10 @@ impl<S: Storage> Raft<S> {
             MessageBody::Heartbeat { commit, read_round } => {
                 self.handle_heartbeat(&message, commit, read_round)
             }
-            MessageBody::HeartbeatResponse { read_round } => {
-                self.handle_heartbeat_response(message.from, read_round)
-            }
+            MessageBody::HeartbeatResponse {
+                read_round,
+                counted,
+            } => self.handle_heartbeat_response(message.from, read_round, counted),
             MessageBody::InstallSnapshot { .. } => self.handle_install_snapshot(message),
             MessageBody::SnapshotProgress {
                 index,
@@ -464,6 +471,7 @@ impl<S: Storage> Raft<S> {
                     reject: true,
                     hint_index: 0,
                     hint_term: 0,
+                    counted: self.config.may_vote,
                 },
             );
         } else if matches!(message.body, MessageBody::PreVote { .. }) {
@@ -553,18 +561,11 @@ impl<S: Storage> Raft<S> {
                     "acknowledged index is beyond the leader's log",
                 ));
             }
-            MessageBody::HeartbeatResponse { read_round }
+            MessageBody::HeartbeatResponse { read_round, .. }
                 if self.role == Role::Leader && read_round > self.read_round =>
             {
                 return Err(Error::InvalidMessage(
                     "acknowledged a read round never sent",
-                ));
-            }
-            MessageBody::Heartbeat { commit, .. }
-                if self.role != Role::Leader && commit > self.log.last_index() =>
-            {
-                return Err(Error::InvalidMessage(
-                    "heartbeat commit index is beyond this node's log",
                 ));
             }
             MessageBody::Append { .. }

@@ -112,6 +112,9 @@ pub struct Progress {
     pub match_at_last_heartbeat: Index,
     /// The snapshot transfer in progress (snapshot state only).
     pub snapshot: SnapshotTransfer,
+    /// Whether this member's acknowledgements count toward quorums (it says so in each one;
+    /// a member rebuilt from an empty data directory says no).
+    pub counted: bool,
 }
 
 impl Progress {
@@ -128,6 +131,7 @@ impl Progress {
             read_round_acked: 0,
             match_at_last_heartbeat: 0,
             snapshot: SnapshotTransfer::default(),
+            counted: true,
         }
     }
 
@@ -288,7 +292,9 @@ impl ProgressTracker {
         let mut values = [0u64; VOTERS_MAX];
         let mut count = 0;
         for p in self.progress.iter().filter(|p| !p.is_learner) {
-            values[count] = value_of(p);
+            // A member that may have forgotten a newer term counts as having acknowledged
+            // nothing, so a deposed leader can never reach a quorum through it.
+            values[count] = if p.counted { value_of(p) } else { 0 };
             count += 1;
         }
         let values = &mut values[..count];
@@ -301,7 +307,7 @@ impl ProgressTracker {
         let active = self
             .progress
             .iter()
-            .filter(|p| !p.is_learner && (p.id == self_id || p.recent_active))
+            .filter(|p| !p.is_learner && (p.id == self_id || (p.recent_active && p.counted)))
             .count();
         active >= self.quorum()
     }

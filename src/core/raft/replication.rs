@@ -182,6 +182,7 @@ impl<S: Storage> Raft<S> {
                 reject,
                 hint_index,
                 hint_term,
+                counted: self.config.may_vote,
             },
         );
     }
@@ -195,11 +196,15 @@ impl<S: Storage> Raft<S> {
             reject,
             hint_index,
             hint_term,
+            counted,
         } = message.body
         else {
             return;
         };
         let from = message.from;
+        if let Some(progress) = self.tracker.get_mut(from) {
+            progress.counted = counted;
+        }
         if reject {
             self.handle_append_rejection(from, index, hint_index, hint_term);
             return;
@@ -242,6 +247,16 @@ impl<S: Storage> Raft<S> {
             return;
         };
         progress.recent_active = true;
+        if hint_index < progress.match_index && progress.state != ProgressState::Snapshot {
+            // The member holds less than it acknowledged: it lost its data and was rebuilt (or
+            // this answer is stale). Forget the match and probe from what it says it holds;
+            // commitment is unaffected, since the commit index never moves back.
+            progress.match_index = 0;
+            progress.become_probe();
+            progress.next_index = hint_index + 1;
+            self.send_append(from, false);
+            return;
+        }
         if progress.maybe_decrease_to(rejected, probe_index) {
             if progress.state == ProgressState::Replicate {
                 progress.become_probe();
@@ -257,11 +272,31 @@ impl<S: Storage> Raft<S> {
             let term = self.term;
             self.become_follower(term, message.from);
         }
-        self.log.commit_to(commit);
-        self.send(message.from, MessageBody::HeartbeatResponse { read_round });
+        let last_index = self.log.last_index();
+        if commit > last_index {
+            // The leader believes we hold entries we do not: our data directory was rebuilt
+            // since we acknowledged them. Tell it where our log really ends.
+            let last_term = self.log.last_term();
+            self.respond_append(message.from, commit, true, last_index, last_term);
+        } else {
+            self.log.commit_to(commit);
+        }
+        let counted = self.config.may_vote;
+        self.send(
+            message.from,
+            MessageBody::HeartbeatResponse {
+                read_round,
+                counted,
+            },
+        );
     }
 
-    pub(super) fn handle_heartbeat_response(&mut self, from: NodeId, read_round: u64) {
+    pub(super) fn handle_heartbeat_response(
+        &mut self,
+        from: NodeId,
+        read_round: u64,
+        counted: bool,
+    ) {
         if self.role != Role::Leader {
             return;
         }
@@ -270,6 +305,7 @@ impl<S: Storage> Raft<S> {
             return;
         };
         progress.recent_active = true;
+        progress.counted = counted;
         progress.probe_sent = false;
         progress.read_round_acked = progress.read_round_acked.max(read_round);
         if progress.state == ProgressState::Snapshot {

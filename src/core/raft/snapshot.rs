@@ -157,6 +157,7 @@ impl<S: Storage> Raft<S> {
                     reject: false,
                     hint_index: 0,
                     hint_term: 0,
+                    counted: self.config.may_vote,
                 },
             );
             return;
@@ -210,6 +211,7 @@ impl<S: Storage> Raft<S> {
                 reject: false,
                 hint_index: 0,
                 hint_term: 0,
+                counted: self.config.may_vote,
             },
         );
     }

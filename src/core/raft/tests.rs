@@ -263,6 +263,7 @@ fn leader_of_three() -> Raft<MemStorage> {
                 reject: false,
                 hint_index: 0,
                 hint_term: 0,
+                counted: true,
             },
         })
         .unwrap();
@@ -285,6 +286,7 @@ fn bogus_acknowledgements_are_refused_by_the_leader() {
             reject: false,
             hint_index: 0,
             hint_term: 0,
+            counted: true,
         },
     };
     let result = leader.step(ack(leader.last_index() + 100));
@@ -294,7 +296,10 @@ fn bogus_acknowledgements_are_refused_by_the_leader() {
         from: 2,
         to: 1,
         term,
-        body: MessageBody::HeartbeatResponse { read_round: 99 },
+        body: MessageBody::HeartbeatResponse {
+            read_round: 99,
+            counted: true,
+        },
     };
     assert!(matches!(leader.step(round), Err(Error::InvalidMessage(_))));
 }
@@ -363,7 +368,10 @@ fn one_heartbeat_round_confirms_every_read_pending_when_it_began() {
             from: 3,
             to: 1,
             term,
-            body: MessageBody::HeartbeatResponse { read_round: round },
+            body: MessageBody::HeartbeatResponse {
+                read_round: round,
+                counted: true,
+            },
         })
         .unwrap();
     let ready = persist(&mut leader);
@@ -376,7 +384,10 @@ fn one_heartbeat_round_confirms_every_read_pending_when_it_began() {
             from: 3,
             to: 1,
             term,
-            body: MessageBody::HeartbeatResponse { read_round: round },
+            body: MessageBody::HeartbeatResponse {
+                read_round: round,
+                counted: true,
+            },
         })
         .unwrap();
     assert!(persist(&mut leader).read_states.is_empty());
