@@ -103,7 +103,7 @@ pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
     let progress_every = (total / 10).max(1);
     let on_done = |_report: &SeedReport| {
         let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-        if total >= 20 && finished % progress_every == 0 {
+        if total >= 20 && finished.is_multiple_of(progress_every) {
             eprintln!("sim: {finished}/{total} seeds done");
         }
     };
