@@ -10,7 +10,8 @@
 //!
 //! SIGKILL alone never tears a write (the kernel keeps what `write` accepted), so half of the
 //! kills that land between a `write` and its `ack` are followed by a simulated power cut: the
-//! parent zeroes a random part of that unacknowledged batch's bytes at the end of the log.
+//! parent zeroes a random part of what was written after the last acknowledged byte (the
+//! child reports, with each `ack`, the WAL file and offset where durable data ends).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -130,7 +131,12 @@ fn run_child(dir: &Path, seed: u64) -> Result<ExitCode, String> {
         storage
             .append(&batch, Some(hard_state))
             .map_err(|e| e.to_string())?;
-        say(&mut out, format!("ack {}", next - 1)).map_err(|e| e.to_string())?;
+        let (segment, offset) = storage.wal_end_position();
+        say(
+            &mut out,
+            format!("ack {} {} {offset}", next - 1, segment.display()),
+        )
+        .map_err(|e| e.to_string())?;
         if rng.chance(1, 20) {
             // Snapshot and compact now and then, so old segments are deleted too.
             let upto = next - 1;
@@ -163,6 +169,7 @@ fn run_parent(
     let mut totals = Totals::default();
     let mut acked_max = 0u64;
     let mut acked_this_cycle = 0u64;
+    let mut durable_end: Option<(PathBuf, u64)> = None;
     let progress_every = (cycles / 10).max(1);
     for cycle in 1..=cycles + 1 {
         let mut child = spawn_child(&exe, dir, rng.next_u64())?;
@@ -190,6 +197,7 @@ fn run_parent(
             recovered_last: last,
             acked: 0,
             unacked_batch_bytes: None,
+            durable_end: durable_end.clone(),
         };
         while Instant::now() < deadline {
             let line = read_line(&mut lines, &mut child)?;
@@ -202,14 +210,15 @@ fn run_parent(
         }
         acked_max = watcher.acked_max;
         acked_this_cycle = watcher.acked;
+        durable_end = watcher.durable_end.clone();
         if let Some(bytes) = watcher.unacked_batch_bytes {
             if rng.chance(1, 2) {
                 let cut = rng.range(1, bytes + 1);
-                tear_tail(dir, cut)?;
+                tear_tail(dir, cut, durable_end.as_ref())?;
             }
         } else if tear_acknowledged {
             // Self-check: destroy acknowledged data and expect the run to report the loss.
-            tear_tail(dir, 64)?;
+            tear_tail(dir, 64, None)?;
         }
         totals.acked += acked_this_cycle;
         if cycle % progress_every == 0 {
@@ -235,6 +244,8 @@ struct CycleWatcher {
     acked: u64,
     /// Size of a batch announced with `write` and not acknowledged yet.
     unacked_batch_bytes: Option<u64>,
+    /// WAL file and offset where acknowledged data ends.
+    durable_end: Option<(PathBuf, u64)>,
 }
 
 impl CycleWatcher {
@@ -248,6 +259,9 @@ impl CycleWatcher {
             }
             Some("ack") => {
                 let index = number(parts.next()).ok_or("malformed ack line")?;
+                let file = parts.next().ok_or("malformed ack line")?;
+                let offset = number(parts.next()).ok_or("malformed ack line")?;
+                self.durable_end = Some((PathBuf::from(file), offset));
                 self.acked += index.saturating_sub(self.acked_max.max(self.recovered_last));
                 self.acked_max = self.acked_max.max(index);
                 self.unacked_batch_bytes = None;
@@ -258,9 +272,10 @@ impl CycleWatcher {
     }
 }
 
-/// Simulates losing the last `bytes` written before a power cut: zeroes them at the end of
-/// the newest WAL segment (they belong to a batch that was never acknowledged).
-fn tear_tail(dir: &Path, bytes: u64) -> Result<(), String> {
+/// Simulates losing up to `bytes` written before a power cut: zeroes them at the end of the
+/// newest WAL segment, never before `durable_end` (what was acknowledged), nor in the header
+/// records of a segment created for the unacknowledged batch (they were synced before it).
+fn tear_tail(dir: &Path, bytes: u64, durable_end: Option<&(PathBuf, u64)>) -> Result<(), String> {
     use std::os::unix::fs::FileExt;
     let wal = dir.join("wal");
     let newest = std::fs::read_dir(&wal)
@@ -271,7 +286,15 @@ fn tear_tail(dir: &Path, bytes: u64) -> Result<(), String> {
         .ok_or("no WAL segment to tear")?;
     let data = std::fs::read(&newest).map_err(|e| e.to_string())?;
     let end = data.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1) as u64;
-    let start = end.saturating_sub(bytes);
+    let floor = match durable_end {
+        Some((file, offset)) if *file == newest => *offset,
+        Some(_) => segment_header_bytes(&data),
+        None => 0, // --tear-acknowledged: no floor
+    };
+    let start = end.saturating_sub(bytes).max(floor);
+    if start >= end {
+        return Ok(());
+    }
     let file = std::fs::OpenOptions::new()
         .write(true)
         .open(&newest)
@@ -279,6 +302,19 @@ fn tear_tail(dir: &Path, bytes: u64) -> Result<(), String> {
     file.write_all_at(&vec![0u8; (end - start) as usize], start)
         .and_then(|()| file.sync_all())
         .map_err(|e| format!("tearing {}: {e}", newest.display()))
+}
+
+/// Bytes of the records a new segment starts with (header, hard state, snapshot base).
+fn segment_header_bytes(data: &[u8]) -> u64 {
+    let mut offset = 0usize;
+    for _ in 0..3 {
+        let Some(length) = data.get(offset..offset + 4) else {
+            break;
+        };
+        let length = u32::from_le_bytes([length[0], length[1], length[2], length[3]]) as usize;
+        offset += accord::runtime::storage::record::RECORD_HEADER_BYTES + length;
+    }
+    offset as u64
 }
 
 fn spawn_child(exe: &Path, dir: &Path, seed: u64) -> Result<Child, String> {

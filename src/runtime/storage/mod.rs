@@ -203,6 +203,11 @@ impl WalStorage {
         self.memory.hard_state()
     }
 
+    /// The WAL file and offset where acknowledged data ends.
+    pub fn wal_end_position(&self) -> (PathBuf, u64) {
+        self.wal.end_position()
+    }
+
     /// WAL segment files currently held.
     pub fn segment_count(&self) -> usize {
         self.wal.segment_count()

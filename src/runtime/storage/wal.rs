@@ -247,6 +247,17 @@ impl Wal {
             .map_err(|e| Error::io(format!("syncing {}", self.dir.display()), &e))
     }
 
+    /// Where the durable data ends: the active segment's file and the offset after its last
+    /// record (for tests that simulate losing what was written after it).
+    pub fn end_position(&self) -> (PathBuf, u64) {
+        let path = self
+            .segments
+            .last()
+            .map(|s| s.path.clone())
+            .unwrap_or_default();
+        (path, self.offset)
+    }
+
     /// Segment files currently held.
     pub fn segment_count(&self) -> usize {
         self.segments.len()
