@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 # Seeds run by `make test` (CI) and by the long simulation target.
-SIM_SEEDS_CI ?= 300
+SIM_SEEDS_CI ?= 1000
 SIM_SEEDS_LONG ?= 20000
 # Kill-and-recover cycles run by `make test` (CI) and by `make crashtest`.
 CRASH_CYCLES_CI ?= 50
@@ -46,6 +46,7 @@ bench-wal: build
 sim: build
 	./target/release/accord sim --nodes 3 --seeds $(SIM_SEEDS_CI) --faults all
 	./target/release/accord sim --nodes 5 --seeds $(SIM_SEEDS_CI) --faults all
+	./target/release/accord sim --nodes 7 --seeds $(SIM_SEEDS_CI) --faults all
 
 test-crash: build
 	./target/release/accord crashtest --dir $(SCRATCH)/crashtest --cycles $(CRASH_CYCLES_CI)
