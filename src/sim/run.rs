@@ -38,7 +38,7 @@ impl Default for SimOptions {
             clients: 5,
             keys: 3,
             faults: FaultSet::all(),
-            fault_ticks: 1_000,
+            fault_ticks: 3_000,
             raft: RaftSettings::default(),
         }
     }

@@ -24,7 +24,7 @@ options:
   --seed S         run exactly one seed (replays it byte for byte)
   --faults LIST    all, none, or a comma list of: drop, duplicate, reorder, delay,
                    partition, crash, pause, bad-input, clock, disk (default all)
-  --ticks N        length of the fault phase in ticks (default 1000)
+  --ticks N        length of the fault phase in ticks (default 3000)
   --clients N      concurrent clients (default 5)
   --keys N         keys the clients share (default 3)
   --threads N      worker threads (default: one per core)
