@@ -320,3 +320,29 @@ fn a_second_process_on_the_same_directory_is_refused() {
     }
     fs::remove_dir_all(&path).unwrap();
 }
+
+#[test]
+fn a_failed_write_is_never_acknowledged_and_the_log_refuses_everything_after_it() {
+    let path = dir("eio");
+    let mut storage = open(&path, 1 << 20).unwrap();
+    storage.append(&[entry(1, 1, b"durable")], None).unwrap();
+    storage.inject_write_failure(std::io::ErrorKind::StorageFull);
+    let failed = storage.append(&[entry(2, 1, b"lost")], None);
+    assert!(matches!(failed, Err(Error::StorageFailed(_))), "{failed:?}");
+    assert_eq!(
+        storage.last_index(),
+        1,
+        "a failed write reached the in-memory log"
+    );
+    // Sticky: a failed fsync may have dropped data the kernel no longer reports.
+    let again = storage.append(&[entry(2, 1, b"retry")], None);
+    assert!(matches!(again, Err(Error::StorageFailed(_))));
+    drop(storage);
+    let (storage, report) = WalStorage::open(&path, &options(1 << 20)).unwrap();
+    assert_eq!(storage.last_index(), 1);
+    assert_eq!(
+        report.torn_tails_repaired, 1,
+        "the half-written batch is a torn tail"
+    );
+    fs::remove_dir_all(&path).unwrap();
+}

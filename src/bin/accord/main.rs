@@ -3,6 +3,7 @@
 mod args;
 mod bench;
 mod bench_wal;
+mod check;
 mod counting_alloc;
 mod crashtest;
 mod sim;
@@ -20,6 +21,7 @@ usage: accord <command> [options]
 commands:
   sim      run the deterministic simulator over many seeds (accord sim --help)
   bench    run a benchmark: `accord bench core`, `accord bench wal` (accord bench --help)
+  check    verify a data directory as a starting node would (accord check --help)
   crashtest  kill a process writing the WAL at random moments and check nothing acknowledged
            is lost (accord crashtest --help)
   help     show this text
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "sim" => sim::main(arguments),
         "bench" => bench::main(arguments),
+        "check" => check::main(arguments),
         "crashtest" => crashtest::main(arguments),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");

@@ -208,6 +208,12 @@ impl WalStorage {
         self.wal.end_position()
     }
 
+    /// Fault injection for tests: the next write fails with `kind` as a failing disk would
+    /// (see [`Wal::inject_write_failure`]).
+    pub fn inject_write_failure(&mut self, kind: std::io::ErrorKind) {
+        self.wal.inject_write_failure(kind);
+    }
+
     /// WAL segment files currently held.
     pub fn segment_count(&self) -> usize {
         self.wal.segment_count()

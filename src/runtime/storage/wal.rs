@@ -69,6 +69,8 @@ pub struct Wal {
     failed: Option<String>,
     /// The next segment, being zero-filled under a temporary name on a helper thread.
     preparing: Option<std::thread::JoinHandle<std::io::Result<File>>>,
+    /// Fault injection: the next write fails with this error, as a failing disk would.
+    injected_failure: Option<std::io::ErrorKind>,
 }
 
 /// Temporary name of the segment being prepared.
@@ -112,6 +114,7 @@ impl Wal {
             buffer: Vec::new(),
             failed: None,
             preparing: None,
+            injected_failure: None,
         };
         Ok((wal, recovered))
     }
@@ -171,10 +174,18 @@ impl Wal {
             let first = first_index.unwrap_or(current.next_index);
             self.rotate(first, current)?;
         }
-        let result = self
-            .active
-            .write_all_at(&self.buffer, self.offset)
-            .and_then(|()| self.active.sync_data());
+        let result = match self.injected_failure.take() {
+            // Half the batch reaches the file before the error, as a disk failing mid-write
+            // would leave it.
+            Some(kind) => self
+                .active
+                .write_all_at(&self.buffer[..self.buffer.len() / 2], self.offset)
+                .and_then(|()| Err(std::io::Error::from(kind))),
+            None => self
+                .active
+                .write_all_at(&self.buffer, self.offset)
+                .and_then(|()| self.active.sync_data()),
+        };
         match result {
             Ok(()) => {
                 self.offset += self.buffer.len() as u64;
@@ -256,6 +267,12 @@ impl Wal {
             .map(|s| s.path.clone())
             .unwrap_or_default();
         (path, self.offset)
+    }
+
+    /// Fault injection for tests: the next write fails with `kind` (EIO, ENOSPC…) after
+    /// writing half its bytes; from then on the log refuses every write.
+    pub fn inject_write_failure(&mut self, kind: std::io::ErrorKind) {
+        self.injected_failure = Some(kind);
     }
 
     /// Segment files currently held.
