@@ -10,16 +10,25 @@ CRASH_CYCLES_CI ?= 50
 CRASH_CYCLES_LONG ?= 500
 # Scratch space for crash tests and the WAL benchmark: on the disk being measured.
 SCRATCH ?= target/scratch
+# Fuzzing: seconds per target in `make test` (CI) and in `make fuzz`.
+FUZZ_SECONDS_CI ?= 15
+FUZZ_SECONDS_LONG ?= 300
+FUZZ_TARGETS := wal_record snapshot_file
+# cargo-fuzz passes sanitizer flags that rustc accepts only on nightly; this machine has the
+# stable toolchain alone, and RUSTC_BOOTSTRAP=1 lets stable accept them.
+FUZZ := cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
 
-.PHONY: help build test lint test-rust test-sim test-crash sim sim-long crashtest bench bench-wal fmt
+.PHONY: help build test lint test-rust test-sim test-crash test-fuzz fuzz-tools sim sim-long crashtest fuzz bench bench-wal fmt
 
 help:
 	@echo "make build     - build the library and the accord binary (release)"
 	@echo "make test      - every test suite: lint, unit, scenario and storage tests,"
-	@echo "                 $(SIM_SEEDS_CI) simulated seeds on each of 3, 5 and 7 nodes, $(CRASH_CYCLES_CI) crash cycles"
+	@echo "                 $(SIM_SEEDS_CI) simulated seeds on each of 3, 5 and 7 nodes, $(CRASH_CYCLES_CI) crash cycles,"
+	@echo "                 $(FUZZ_SECONDS_CI) s of fuzzing per decoder"
 	@echo "make sim       - 1000 simulated seeds on 5 nodes with every fault"
 	@echo "make sim-long  - $(SIM_SEEDS_LONG) simulated seeds on 5 nodes (long)"
 	@echo "make crashtest - $(CRASH_CYCLES_LONG) kill -9 / recover cycles of a process writing the WAL"
+	@echo "make fuzz      - fuzz each decoder ($(FUZZ_TARGETS)) for $(FUZZ_SECONDS_LONG) s"
 	@echo "make bench     - core consensus benchmark (throughput, allocations)"
 	@echo "make bench-wal - WAL append cost next to raw fdatasync on the disk of $(SCRATCH)"
 	@echo "make fmt       - format the code"
@@ -27,7 +36,7 @@ help:
 build:
 	$(CARGO) build --release
 
-test: lint test-rust test-sim test-crash
+test: lint test-rust test-sim test-crash test-fuzz
 
 lint:
 	$(CARGO) fmt --check
@@ -43,6 +52,19 @@ test-sim: build
 
 test-crash: build
 	$(ACCORD) crashtest --dir $(SCRATCH)/crashtest --cycles $(CRASH_CYCLES_CI)
+
+fuzz-tools:
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+
+test-fuzz: fuzz-tools
+	for target in $(FUZZ_TARGETS); do \
+		($(FUZZ) run -O $$target -- -max_total_time=$(FUZZ_SECONDS_CI)) || exit 1; \
+	done
+
+fuzz: fuzz-tools
+	for target in $(FUZZ_TARGETS); do \
+		($(FUZZ) run -O $$target -- -max_total_time=$(FUZZ_SECONDS_LONG)) || exit 1; \
+	done
 
 sim: build
 	$(ACCORD) sim --nodes 5 --seeds 1000 --faults all
