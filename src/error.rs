@@ -121,6 +121,17 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 impl Error {
+    /// The process exit status for a command that stops on this error: 3 for damaged data
+    /// (the node refuses to start on it), 4 for a data directory that is locked or unusable,
+    /// 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Corruption { .. } | Error::Corrupt(_) => 3,
+            Error::DataDirLocked { .. } | Error::Io { .. } | Error::StorageFailed(_) => 4,
+            _ => 1,
+        }
+    }
+
     /// An [`Error::Io`] for `operation` (which names the path involved).
     pub fn io(operation: impl Into<String>, error: &std::io::Error) -> Error {
         Error::Io {

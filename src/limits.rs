@@ -37,6 +37,10 @@ pub const WAL_SEGMENT_FILE_BYTES_MAX: u64 = 1024 * 1024 * 1024;
 /// WAL segments a data directory may hold (compaction removes old ones).
 pub const WAL_SEGMENTS_MAX: usize = 10_000;
 
+/// Entries kept in the log behind the latest snapshot by default, so a follower that is only
+/// a little behind catches up from the log instead of needing the whole snapshot.
+pub const COMPACTION_MARGIN_ENTRIES_DEFAULT: u64 = 5_000;
+
 /// Snapshot files kept in a data directory (older ones are deleted).
 pub const SNAPSHOT_FILES_KEPT: usize = 2;
 

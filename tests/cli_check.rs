@@ -22,8 +22,8 @@ fn accord(args: &[&str]) -> (i32, String) {
 fn populated(path: &Path) {
     let _ = fs::remove_dir_all(path);
     let options = StorageOptions {
-        voters: vec![1],
         segment_bytes: 4096,
+        ..StorageOptions::new(&[1])
     };
     let (mut storage, _) = WalStorage::open(path, &options).unwrap();
     for index in 1..=40 {

@@ -18,8 +18,8 @@ fn dir(name: &str) -> PathBuf {
 
 fn options(segment_bytes: u64) -> StorageOptions {
     StorageOptions {
-        voters: vec![1, 2, 3],
         segment_bytes,
+        ..StorageOptions::new(&[1, 2, 3])
     }
 }
 

@@ -5,16 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use accord::core::raft::Storage;
-use accord::error::Error;
 use accord::runtime::storage::{StorageOptions, WalStorage};
 
 use crate::args::Args;
-
-/// Exit status when the data directory is damaged (the node would refuse to start on it).
-pub const EXIT_CORRUPT_DATA: u8 = 3;
-
-/// Exit status when the data directory cannot be used for another reason (locked, I/O error).
-pub const EXIT_DATA_DIR_UNUSABLE: u8 = 4;
 
 const HELP: &str = "\
 usage: accord check --data-dir D
@@ -56,13 +49,9 @@ pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Err(error @ Error::Corruption { .. }) => {
-            eprintln!("accord: {error}");
-            Ok(ExitCode::from(EXIT_CORRUPT_DATA))
-        }
         Err(error) => {
             eprintln!("accord: {error}");
-            Ok(ExitCode::from(EXIT_DATA_DIR_UNUSABLE))
+            Ok(ExitCode::from(error.exit_code()))
         }
     }
 }

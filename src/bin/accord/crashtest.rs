@@ -82,8 +82,9 @@ fn record_data(index: u64) -> Vec<u8> {
 
 fn run_child(dir: &Path, seed: u64) -> Result<ExitCode, String> {
     let options = StorageOptions {
-        voters: vec![1],
         segment_bytes: SEGMENT_BYTES,
+        compaction_margin_entries: 100,
+        ..StorageOptions::new(&[1])
     };
     let (mut storage, report) = WalStorage::open(dir, &options).map_err(|e| e.to_string())?;
     let (first, last) = (storage.first_index(), storage.last_index());
@@ -141,8 +142,7 @@ fn run_child(dir: &Path, seed: u64) -> Result<ExitCode, String> {
             // Snapshot and compact now and then, so old segments are deleted too.
             let upto = next - 1;
             storage
-                .create_snapshot(upto, Payload::from_slice(b"crashtest"))
-                .and_then(|()| storage.compact(upto.saturating_sub(100)))
+                .snapshot_and_compact(upto, Payload::from_slice(b"crashtest"))
                 .map_err(|e| e.to_string())?;
         }
     }

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use crate::core::raft::{MemStorage, Storage};
 use crate::error::{Error, Result};
-use crate::limits::{SNAPSHOT_FILES_KEPT, WAL_SEGMENT_BYTES};
+use crate::limits::{COMPACTION_MARGIN_ENTRIES_DEFAULT, SNAPSHOT_FILES_KEPT, WAL_SEGMENT_BYTES};
 use crate::types::{ConfState, Entry, HardState, Index, Payload, Snapshot, Term};
 use data_dir::DataDir;
 use wal::{SegmentStart, Wal};
@@ -35,6 +35,9 @@ pub struct StorageOptions {
     pub voters: Vec<u64>,
     /// Segment preallocation size (tests use small segments to exercise rotation).
     pub segment_bytes: u64,
+    /// Entries kept behind a snapshot by [`WalStorage::snapshot_and_compact`], for followers
+    /// that are only a little behind.
+    pub compaction_margin_entries: u64,
 }
 
 impl StorageOptions {
@@ -43,6 +46,7 @@ impl StorageOptions {
         StorageOptions {
             voters: voters.to_vec(),
             segment_bytes: WAL_SEGMENT_BYTES,
+            compaction_margin_entries: COMPACTION_MARGIN_ENTRIES_DEFAULT,
         }
     }
 }
@@ -64,6 +68,7 @@ pub struct WalStorage {
     snap_dir: PathBuf,
     wal: Wal,
     memory: MemStorage,
+    compaction_margin_entries: u64,
 }
 
 impl WalStorage {
@@ -114,6 +119,7 @@ impl WalStorage {
             snap_dir,
             wal,
             memory,
+            compaction_margin_entries: options.compaction_margin_entries,
         };
         Ok((storage, report))
     }
@@ -179,6 +185,13 @@ impl WalStorage {
         snapshot_file::save(&self.snap_dir, &snapshot)?;
         self.memory.create_snapshot(index, snapshot.data)?;
         self.remove_old_snapshots()
+    }
+
+    /// Takes a snapshot as of `index` and compacts the log behind it, keeping the configured
+    /// margin of entries for slow followers.
+    pub fn snapshot_and_compact(&mut self, index: Index, data: Payload) -> Result<()> {
+        self.create_snapshot(index, data)?;
+        self.compact(index.saturating_sub(self.compaction_margin_entries))
     }
 
     /// Drops entries through `index` from memory and deletes WAL segments that hold only such
