@@ -346,3 +346,31 @@ fn a_failed_write_is_never_acknowledged_and_the_log_refuses_everything_after_it(
     );
     fs::remove_dir_all(&path).unwrap();
 }
+
+#[test]
+fn a_zeroed_batch_followed_by_durable_batches_is_corruption() {
+    let path = five_batches("zeroed-batch");
+    let segment = segments(&path).pop().unwrap();
+    let data = fs::read(&segment).unwrap();
+    // Walk the records to the second batch's first record (a BatchStart).
+    let mut offset = 0usize;
+    let mut batch_starts = Vec::new();
+    while offset + 9 <= data.len() && data[offset..offset + 9].iter().any(|&b| b != 0) {
+        if data[offset + 4] == 5 {
+            batch_starts.push(offset);
+        }
+        offset += 9 + u32::from_le_bytes(data[offset..offset + 4].try_into().unwrap()) as usize;
+    }
+    assert!(batch_starts.len() >= 3);
+    let file = fs::OpenOptions::new().write(true).open(&segment).unwrap();
+    file.write_all_at(&[0u8; 9], batch_starts[1] as u64)
+        .unwrap();
+    drop(file);
+    let message = match open(&path, 1 << 20) {
+        Err(error @ Error::Corruption { .. }) => error.to_string(),
+        other => panic!("expected corruption, got {:?}", other.err()),
+    };
+    println!("zeroed-batch: {message}");
+    assert!(message.contains("zeroed records followed by later, durable batches"));
+    fs::remove_dir_all(&path).unwrap();
+}
