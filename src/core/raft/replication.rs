@@ -167,7 +167,7 @@ impl<S: Storage> Raft<S> {
         self.respond_append(message.from, last_new, false, 0, 0);
     }
 
-    fn respond_append(
+    pub(super) fn respond_append(
         &mut self,
         to: NodeId,
         index: Index,

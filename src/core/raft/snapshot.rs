@@ -150,16 +150,7 @@ impl<S: Storage> Raft<S> {
             // Already have everything it covers: tell the leader where we are.
             self.incoming_snapshot = None;
             let index = self.log.committed;
-            self.send(
-                leader,
-                MessageBody::AppendResponse {
-                    index,
-                    reject: false,
-                    hint_index: 0,
-                    hint_term: 0,
-                    counted: self.config.may_vote,
-                },
-            );
+            self.respond_append(leader, index, false, 0, 0);
             return;
         }
         let same = self.incoming_snapshot.as_ref().is_some_and(|incoming| {
@@ -204,15 +195,6 @@ impl<S: Storage> Raft<S> {
             meta: incoming.meta,
             data: Payload::from(incoming.data),
         });
-        self.send(
-            leader,
-            MessageBody::AppendResponse {
-                index,
-                reject: false,
-                hint_index: 0,
-                hint_term: 0,
-                counted: self.config.may_vote,
-            },
-        );
+        self.respond_append(leader, index, false, 0, 0);
     }
 }

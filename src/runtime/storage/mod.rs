@@ -265,6 +265,32 @@ impl Storage for WalStorage {
     }
 }
 
+/// The files in `dir` named `<stem><suffix>`, as (stem, path), at most `max` of them. Leftover
+/// `.tmp` files are deleted first: a crash before their rename means they were never in place.
+pub(crate) fn list_files(dir: &Path, suffix: &str, max: usize) -> Result<Vec<(String, PathBuf)>> {
+    let listing = |e: &std::io::Error| Error::io(format!("listing {}", dir.display()), e);
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| listing(&e))? {
+        let entry = entry.map_err(|e| listing(&e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".tmp") {
+            let _ = std::fs::remove_file(entry.path());
+            continue;
+        }
+        if let Some(stem) = name.strip_suffix(suffix) {
+            found.push((stem.to_string(), entry.path()));
+        }
+        if found.len() > max {
+            return Err(Error::Corruption {
+                file: dir.display().to_string(),
+                offset: 0,
+                detail: format!("more than {max} {suffix} files"),
+            });
+        }
+    }
+    Ok(found)
+}
+
 /// Fsyncs a directory, so that files created, renamed or removed in it survive a crash.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()

@@ -113,22 +113,10 @@ pub fn save(dir: &Path, snapshot: &Snapshot) -> Result<PathBuf> {
 
 /// Snapshot files in `dir`, oldest first, as (index, path). Leftover temp files are removed.
 pub fn list(dir: &Path) -> Result<Vec<(Index, PathBuf)>> {
-    let entries =
-        fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), &e))?;
     let mut found = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(format!("listing {}", dir.display()), &e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".tmp") {
-            // A crash before the rename: the snapshot was never in place.
-            let _ = fs::remove_file(entry.path());
-            continue;
-        }
-        let Some(stem) = name.strip_suffix(SUFFIX) else {
-            continue;
-        };
+    for (stem, path) in super::list_files(dir, SUFFIX, crate::limits::WAL_SEGMENTS_MAX)? {
         if let Some(index) = stem.split('-').next().and_then(|s| s.parse::<Index>().ok()) {
-            found.push((index, entry.path()));
+            found.push((index, path));
         }
     }
     found.sort();

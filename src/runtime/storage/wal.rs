@@ -309,41 +309,22 @@ fn segment_name(sequence: u64, first_index: Index) -> String {
 }
 
 fn list_segments(dir: &Path) -> Result<Vec<Segment>> {
-    let entries =
-        fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), &e))?;
     let mut segments = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(format!("listing {}", dir.display()), &e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".tmp") {
-            // A segment that was being prepared when the node stopped: never part of the log.
-            let _ = fs::remove_file(entry.path());
-            continue;
-        }
-        let Some(stem) = name.strip_suffix(SUFFIX) else {
-            continue;
-        };
+    for (stem, path) in super::list_files(dir, SUFFIX, WAL_SEGMENTS_MAX)? {
         let mut parts = stem.split('-').map(|p| p.parse::<u64>());
         match (parts.next(), parts.next(), parts.next()) {
             (Some(Ok(sequence)), Some(Ok(first_index)), None) => segments.push(Segment {
                 sequence,
                 first_index,
-                path: entry.path(),
+                path,
             }),
             _ => {
                 return Err(Error::Corruption {
-                    file: entry.path().display().to_string(),
+                    file: path.display().to_string(),
                     offset: 0,
                     detail: "a WAL file name that is not <sequence>-<first index>.wal".into(),
                 })
             }
-        }
-        if segments.len() > WAL_SEGMENTS_MAX {
-            return Err(Error::Corruption {
-                file: dir.display().to_string(),
-                offset: 0,
-                detail: format!("more than {WAL_SEGMENTS_MAX} WAL segments"),
-            });
         }
     }
     segments.sort_by_key(|s| s.sequence);
