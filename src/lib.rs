@@ -11,6 +11,7 @@
 //!   checks safety, liveness and linearizability after every step.
 //! - [`limits`], [`types`], [`error`]: bounds, shared data types, the error type.
 
+pub mod codec;
 pub mod core;
 pub mod error;
 pub mod limits;

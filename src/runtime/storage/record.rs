@@ -9,7 +9,8 @@
 //! the bytes left in the file; a header of nine zero bytes marks the end of the written part of
 //! a preallocated segment. Decoding never panics and never trusts a length before checking it.
 
-use crate::limits::{ENTRY_BYTES_MAX, VOTERS_MAX};
+use crate::codec::Reader;
+use crate::limits::ENTRY_BYTES_MAX;
 use crate::types::{Entry, EntryKind, HardState, Index, Payload, Term};
 
 /// Bytes of a record header.
@@ -168,7 +169,7 @@ pub fn decode(bytes: &[u8]) -> Decoded {
 }
 
 fn decode_payload(kind: u8, payload: &[u8]) -> Result<Record, String> {
-    let mut reader = Reader { bytes: payload };
+    let mut reader = Reader::new(payload);
     let record = match kind {
         KIND_SEGMENT_HEADER => {
             if reader.take(8)? != SEGMENT_MAGIC {
@@ -226,52 +227,6 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Result<Record, String> {
         ));
     }
     Ok(record)
-}
-
-/// Reads fixed-size fields from a byte slice, failing (never panicking) when it runs out.
-pub(super) struct Reader<'a> {
-    pub(super) bytes: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    pub(super) fn take(&mut self, count: usize) -> Result<&'a [u8], String> {
-        if self.bytes.len() < count {
-            return Err(format!(
-                "truncated: needed {count} bytes, {} remain",
-                self.bytes.len()
-            ));
-        }
-        let (head, tail) = self.bytes.split_at(count);
-        self.bytes = tail;
-        Ok(head)
-    }
-
-    pub(super) fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
-    }
-
-    pub(super) fn u64(&mut self) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(self.array()?))
-    }
-
-    pub(super) fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(self.array()?))
-    }
-
-    pub(super) fn rest(&mut self) -> &'a [u8] {
-        std::mem::take(&mut self.bytes)
-    }
-
-    /// A list of node ids: a count (at most `VOTERS_MAX` plus learners) then the ids.
-    pub(super) fn ids(&mut self, max: usize) -> Result<Vec<u64>, String> {
-        let count = self.u32()? as usize;
-        if count > max.max(VOTERS_MAX) {
-            return Err(format!("{count} members exceed the limit of {max}"));
-        }
-        (0..count).map(|_| self.u64()).collect()
-    }
 }
 
 #[cfg(test)]

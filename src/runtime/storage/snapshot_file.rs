@@ -12,7 +12,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::record::Reader;
+use crate::codec::Reader;
 use crate::error::{Error, Result};
 use crate::limits::{LEARNERS_MAX, SNAPSHOT_BYTES_MAX, VOTERS_MAX};
 use crate::types::{ConfState, Index, Payload, Snapshot, SnapshotMeta, Term};
@@ -52,7 +52,7 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Snapshot, (u64, String)> {
     if crc32c::crc32c(body) != stored {
         return Err((body.len() as u64, "checksum mismatch".into()));
     }
-    let mut reader = Reader { bytes: body };
+    let mut reader = Reader::new(body);
     let at = |reader: &Reader| (body.len() - reader.bytes.len()) as u64;
     let fail = |reader: &Reader, why: String| (at(reader), why);
     if reader.take(8).map_err(|e| fail(&reader, e))? != MAGIC {
