@@ -86,7 +86,9 @@ impl<'a> Reader<'a> {
     pub fn bytes(&mut self, max: usize) -> Result<&'a [u8], String> {
         let length = self.u32()? as usize;
         if length > max {
-            return Err(format!("a field of {length} bytes exceeds the limit of {max}"));
+            return Err(format!(
+                "a field of {length} bytes exceeds the limit of {max}"
+            ));
         }
         self.take(length)
     }

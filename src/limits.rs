@@ -69,6 +69,22 @@ pub const ELECTION_TICKS_MIN: u32 = 3;
 /// Largest election timeout, in ticks.
 pub const ELECTION_TICKS_MAX: u32 = 10_000;
 
+/// Largest key, in bytes.
+pub const KEY_BYTES_MAX: usize = 4 * 1024;
+
+/// Largest value, in bytes (an entry also carries the key and the request header).
+pub const VALUE_BYTES_MAX: usize = ENTRY_BYTES_MAX - KEY_BYTES_MAX - 256;
+
+/// Compares plus operations in one transaction.
+pub const TXN_OPERATIONS_MAX: usize = 128;
+
+/// Keys one range read may return.
+pub const RANGE_RESULTS_MAX: usize = 10_000;
+
+/// Clients whose last write result the state machine remembers (for exactly-once retries);
+/// beyond this, the least recently active client is forgotten.
+pub const CLIENT_RESULTS_MAX: usize = 100_000;
+
 /// Nodes one simulated cluster may have.
 pub const SIM_NODES_MAX: usize = 7;
 
@@ -93,6 +109,7 @@ pub const LINEARIZABILITY_STEPS_MAX: u64 = 50_000_000;
 pub const SIM_SEEDS_MAX: u64 = 10_000_000;
 
 const _: () = assert!(APPEND_BYTES_MAX >= ENTRY_BYTES_MAX);
+const _: () = assert!(KEY_BYTES_MAX + VALUE_BYTES_MAX < ENTRY_BYTES_MAX);
 const _: () = assert!(UNCOMMITTED_BYTES_MAX >= 2 * APPEND_BYTES_MAX);
 const _: () = assert!(ELECTION_TICKS_MIN >= 3);
 const _: () = assert!(ELECTION_TICKS_MIN < ELECTION_TICKS_MAX);

@@ -1,7 +1,8 @@
 //! The deterministic heart of accord: no sockets, threads, clocks or OS randomness.
 //!
-//! `raft` is consensus; `rng` is the seeded generator the core may draw from. The replicated
-//! state machine (`state`) joins in a later issue.
+//! `raft` is consensus; `state` is the replicated state machine that committed entries drive;
+//! `rng` is the seeded generator the core may draw from.
 
 pub mod raft;
 pub mod rng;
+pub mod state;
