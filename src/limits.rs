@@ -85,6 +85,25 @@ pub const RANGE_RESULTS_MAX: usize = 10_000;
 /// beyond this, the least recently active client is forgotten.
 pub const CLIENT_RESULTS_MAX: usize = 100_000;
 
+/// Largest frame on the wire (payload plus header), in bytes.
+pub const FRAME_BYTES_MAX: usize = APPEND_BYTES_MAX + ENTRY_BYTES_MAX + 4096;
+
+/// Bytes queued for sending on one connection before the node stops queueing more for it
+/// (a slow or dead peer is dropped from, not buffered for).
+pub const CONNECTION_SEND_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Connections one node accepts at once (peers and clients together).
+pub const CONNECTIONS_MAX: usize = 4096;
+
+/// Client requests waiting for an answer on one node.
+pub const PENDING_CLIENT_REQUESTS_MAX: usize = 65_536;
+
+/// Commands queued from other threads to a node's event loop.
+pub const NODE_COMMAND_QUEUE_MAX: usize = 4096;
+
+/// Events handled per poll of the event loop.
+pub const POLL_EVENTS_MAX: usize = 1024;
+
 /// Nodes one simulated cluster may have.
 pub const SIM_NODES_MAX: usize = 7;
 
@@ -110,6 +129,8 @@ pub const SIM_SEEDS_MAX: u64 = 10_000_000;
 
 const _: () = assert!(APPEND_BYTES_MAX >= ENTRY_BYTES_MAX);
 const _: () = assert!(KEY_BYTES_MAX + VALUE_BYTES_MAX < ENTRY_BYTES_MAX);
+const _: () = assert!(FRAME_BYTES_MAX < u32::MAX as usize);
+const _: () = assert!(CONNECTION_SEND_BYTES_MAX >= 2 * FRAME_BYTES_MAX);
 const _: () = assert!(UNCOMMITTED_BYTES_MAX >= 2 * APPEND_BYTES_MAX);
 const _: () = assert!(ELECTION_TICKS_MIN >= 3);
 const _: () = assert!(ELECTION_TICKS_MIN < ELECTION_TICKS_MAX);

@@ -2,3 +2,4 @@
 //! transport and the clock join it as the cluster learns to run over a network.
 
 pub mod storage;
+pub mod wire;

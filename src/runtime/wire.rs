@@ -1,0 +1,733 @@
+//! The wire protocol between members, and between clients and members.
+//!
+//! ```text
+//! frame = length:u32 (of what follows) | version:u8 | kind:u8 | payload
+//! ```
+//! The length is checked against [`FRAME_BYTES_MAX`] before anything is buffered for it. The
+//! first frame on every connection is `Hello` (protocol version, cluster id, and who is
+//! calling: a member with its id, or a client); a member answers `Welcome` or `Refused` with
+//! the reason, and closes the connection after a refusal.
+
+use crate::codec::{Put, Reader};
+use crate::core::raft::{Message, MessageBody};
+use crate::core::state::{KeyValue, Outcome, Request};
+use crate::limits::{
+    ENTRY_BYTES_MAX, FRAME_BYTES_MAX, KEY_BYTES_MAX, LEARNERS_MAX, RANGE_RESULTS_MAX,
+    SNAPSHOT_BYTES_MAX, VALUE_BYTES_MAX, VOTERS_MAX,
+};
+use crate::types::{ConfState, Entry, EntryKind, NodeId, Payload, SnapshotMeta};
+
+/// Version of the wire protocol; a peer speaking another is refused.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// Bytes before a frame's payload: length, version, kind.
+pub const FRAME_HEADER_BYTES: usize = 6;
+
+/// Who opens a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// A member, with its node id.
+    Member(NodeId),
+    /// A client, with its client id.
+    Client(u64),
+}
+
+/// A read or write a client asks a member to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientOp {
+    /// A write, replicated through the log (exactly once per client and sequence).
+    Write(Request),
+    /// Read one key; linearizable unless `serializable`.
+    Get {
+        /// The key.
+        key: Vec<u8>,
+        /// Serve from this member's state without confirming with the leader (may be stale).
+        serializable: bool,
+    },
+    /// Read keys by prefix.
+    Range {
+        /// The prefix.
+        prefix: Vec<u8>,
+        /// At most this many keys.
+        limit: u32,
+        /// As for `Get`.
+        serializable: bool,
+    },
+    /// This member's view of the cluster.
+    Status,
+}
+
+/// A member's view of the cluster, as `accord status` shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Status {
+    /// The member answering.
+    pub id: NodeId,
+    /// Its role ("leader", "follower", "candidate", "pre-candidate").
+    pub role: String,
+    /// Its term.
+    pub term: u64,
+    /// The leader it knows (0: none).
+    pub leader: NodeId,
+    /// Commit index.
+    pub commit: u64,
+    /// Applied index.
+    pub applied: u64,
+    /// Last log index.
+    pub last_index: u64,
+    /// State-machine revision.
+    pub revision: u64,
+    /// On a leader: per member (id, match index, milliseconds since last contact).
+    pub members: Vec<(NodeId, u64, u64)>,
+}
+
+/// A member's answer to a client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientReply {
+    /// A write was applied.
+    Written(Outcome),
+    /// A read, at `revision`.
+    Values {
+        /// Revision the read was served at.
+        revision: u64,
+        /// Keys found (at most one for `Get`).
+        found: Vec<KeyValue>,
+        /// More keys matched a range than were returned.
+        more: bool,
+    },
+    /// This member cannot serve the request; retry on the leader, if known.
+    NotLeader {
+        /// The leader's id (0: unknown).
+        leader: NodeId,
+        /// The leader's client address, if known.
+        address: String,
+    },
+    /// The request failed; the message says why and what to do.
+    Failed(String),
+    /// The member's status.
+    Status(Status),
+}
+
+/// One frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// Opens a connection.
+    Hello {
+        /// The cluster the caller belongs to.
+        cluster: u64,
+        /// Who calls.
+        caller: Caller,
+    },
+    /// The member accepted the connection.
+    Welcome {
+        /// The member's id.
+        node: NodeId,
+    },
+    /// The member refused the connection, and says why.
+    Refused(String),
+    /// A Raft message between members.
+    Raft(Message),
+    /// A client request.
+    Request {
+        /// The client's identifier for matching the reply.
+        id: u64,
+        /// What to do.
+        op: ClientOp,
+    },
+    /// A member's reply.
+    Reply {
+        /// The request answered.
+        id: u64,
+        /// The answer.
+        reply: ClientReply,
+    },
+}
+
+const KIND_HELLO: u8 = 1;
+const KIND_WELCOME: u8 = 2;
+const KIND_REFUSED: u8 = 3;
+const KIND_RAFT: u8 = 4;
+const KIND_REQUEST: u8 = 5;
+const KIND_REPLY: u8 = 6;
+
+/// Appends the frame's encoding to `out`.
+pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; 4]);
+    out.put_u8(PROTOCOL_VERSION);
+    match frame {
+        Frame::Hello { cluster, caller } => {
+            out.put_u8(KIND_HELLO);
+            out.put_u64(*cluster);
+            let (role, id) = match caller {
+                Caller::Member(id) => (1, *id),
+                Caller::Client(id) => (2, *id),
+            };
+            out.put_u8(role);
+            out.put_u64(id);
+        }
+        Frame::Welcome { node } => {
+            out.put_u8(KIND_WELCOME);
+            out.put_u64(*node);
+        }
+        Frame::Refused(reason) => {
+            out.put_u8(KIND_REFUSED);
+            out.put_bytes(reason.as_bytes());
+        }
+        Frame::Raft(message) => {
+            out.put_u8(KIND_RAFT);
+            encode_message(message, out);
+        }
+        Frame::Request { id, op } => {
+            out.put_u8(KIND_REQUEST);
+            out.put_u64(*id);
+            encode_op(op, out);
+        }
+        Frame::Reply { id, reply } => {
+            out.put_u8(KIND_REPLY);
+            out.put_u64(*id);
+            encode_reply(reply, out);
+        }
+    }
+    let length = (out.len() - start - 4) as u32;
+    out[start..start + 4].copy_from_slice(&length.to_le_bytes());
+}
+
+/// What the start of a receive buffer holds.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decoded {
+    /// A whole frame, and the bytes it took.
+    Frame(Frame, usize),
+    /// Not enough bytes yet.
+    NeedMore,
+    /// The peer violated the protocol; close the connection (the text says how).
+    Invalid(String),
+}
+
+/// Decodes the frame at the start of `buffer`.
+pub fn decode(buffer: &[u8]) -> Decoded {
+    let Some(header) = buffer.get(..FRAME_HEADER_BYTES) else {
+        return Decoded::NeedMore;
+    };
+    let length = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    if !(2..=FRAME_BYTES_MAX).contains(&length) {
+        return Decoded::Invalid(format!(
+            "frame length {length} is outside 2..={FRAME_BYTES_MAX}"
+        ));
+    }
+    if header[4] != PROTOCOL_VERSION {
+        return Decoded::Invalid(format!(
+            "protocol version {} is not supported (this member speaks {PROTOCOL_VERSION})",
+            header[4]
+        ));
+    }
+    let Some(body) = buffer.get(FRAME_HEADER_BYTES..4 + length) else {
+        return Decoded::NeedMore;
+    };
+    let mut reader = Reader::new(body);
+    match decode_body(header[5], &mut reader).and_then(|frame| reader.finish().map(|()| frame)) {
+        Ok(frame) => Decoded::Frame(frame, 4 + length),
+        Err(why) => Decoded::Invalid(format!("malformed frame of kind {}: {why}", header[5])),
+    }
+}
+
+fn decode_body(kind: u8, reader: &mut Reader) -> Result<Frame, String> {
+    Ok(match kind {
+        KIND_HELLO => {
+            let cluster = reader.u64()?;
+            let role = reader.u8()?;
+            let id = reader.u64()?;
+            let caller = match role {
+                1 => Caller::Member(id),
+                2 => Caller::Client(id),
+                other => return Err(format!("unknown caller role {other}")),
+            };
+            Frame::Hello { cluster, caller }
+        }
+        KIND_WELCOME => Frame::Welcome {
+            node: reader.u64()?,
+        },
+        KIND_REFUSED => Frame::Refused(text(reader)?),
+        KIND_RAFT => Frame::Raft(decode_message(reader)?),
+        KIND_REQUEST => Frame::Request {
+            id: reader.u64()?,
+            op: decode_op(reader)?,
+        },
+        KIND_REPLY => Frame::Reply {
+            id: reader.u64()?,
+            reply: decode_reply(reader)?,
+        },
+        other => return Err(format!("unknown frame kind {other}")),
+    })
+}
+
+fn text(reader: &mut Reader) -> Result<String, String> {
+    Ok(String::from_utf8_lossy(reader.bytes(4096)?).into_owned())
+}
+
+fn encode_message(message: &Message, out: &mut Vec<u8>) {
+    out.put_u64(message.from);
+    out.put_u64(message.to);
+    out.put_u64(message.term);
+    match &message.body {
+        MessageBody::PreVote {
+            last_index,
+            last_term,
+        } => {
+            out.put_u8(1);
+            out.put_u64(*last_index);
+            out.put_u64(*last_term);
+        }
+        MessageBody::PreVoteResponse { granted } => {
+            out.put_u8(2);
+            out.put_u8(*granted as u8);
+        }
+        MessageBody::Vote {
+            last_index,
+            last_term,
+            transfer,
+        } => {
+            out.put_u8(3);
+            out.put_u64(*last_index);
+            out.put_u64(*last_term);
+            out.put_u8(*transfer as u8);
+        }
+        MessageBody::VoteResponse { granted } => {
+            out.put_u8(4);
+            out.put_u8(*granted as u8);
+        }
+        MessageBody::Append {
+            prev_index,
+            prev_term,
+            entries,
+            commit,
+        } => {
+            out.put_u8(5);
+            out.put_u64(*prev_index);
+            out.put_u64(*prev_term);
+            out.put_u64(*commit);
+            out.put_u32(entries.len() as u32);
+            for entry in entries {
+                out.put_u64(entry.term);
+                out.put_u64(entry.index);
+                out.put_u8(matches!(entry.kind, EntryKind::NoOp) as u8);
+                out.put_bytes(entry.data.as_slice());
+            }
+        }
+        MessageBody::AppendResponse {
+            index,
+            reject,
+            hint_index,
+            hint_term,
+            counted,
+        } => {
+            out.put_u8(6);
+            out.put_u64(*index);
+            out.put_u8(*reject as u8);
+            out.put_u64(*hint_index);
+            out.put_u64(*hint_term);
+            out.put_u8(*counted as u8);
+        }
+        MessageBody::Heartbeat { commit, read_round } => {
+            out.put_u8(7);
+            out.put_u64(*commit);
+            out.put_u64(*read_round);
+        }
+        MessageBody::HeartbeatResponse {
+            read_round,
+            counted,
+        } => {
+            out.put_u8(8);
+            out.put_u64(*read_round);
+            out.put_u8(*counted as u8);
+        }
+        MessageBody::InstallSnapshot {
+            meta,
+            total_bytes,
+            offset,
+            chunk,
+        } => {
+            out.put_u8(9);
+            out.put_u64(meta.index);
+            out.put_u64(meta.term);
+            for ids in [&meta.conf.voters, &meta.conf.learners] {
+                out.put_u32(ids.len() as u32);
+                ids.iter().for_each(|id| out.put_u64(*id));
+            }
+            out.put_u64(*total_bytes);
+            out.put_u64(*offset);
+            out.put_bytes(chunk.as_slice());
+        }
+        MessageBody::SnapshotProgress {
+            index,
+            received_bytes,
+        } => {
+            out.put_u8(10);
+            out.put_u64(*index);
+            out.put_u64(*received_bytes);
+        }
+        MessageBody::TimeoutNow => out.put_u8(11),
+        MessageBody::ReadIndex { request } => {
+            out.put_u8(12);
+            out.put_u64(*request);
+        }
+        MessageBody::ReadIndexResponse { request, index } => {
+            out.put_u8(13);
+            out.put_u64(*request);
+            out.put_u64(*index);
+        }
+    }
+}
+
+fn decode_message(reader: &mut Reader) -> Result<Message, String> {
+    let from = reader.u64()?;
+    let to = reader.u64()?;
+    let term = reader.u64()?;
+    let flag = |reader: &mut Reader| -> Result<bool, String> { Ok(reader.u8()? != 0) };
+    let body = match reader.u8()? {
+        1 => MessageBody::PreVote {
+            last_index: reader.u64()?,
+            last_term: reader.u64()?,
+        },
+        2 => MessageBody::PreVoteResponse {
+            granted: flag(reader)?,
+        },
+        3 => MessageBody::Vote {
+            last_index: reader.u64()?,
+            last_term: reader.u64()?,
+            transfer: flag(reader)?,
+        },
+        4 => MessageBody::VoteResponse {
+            granted: flag(reader)?,
+        },
+        5 => {
+            let prev_index = reader.u64()?;
+            let prev_term = reader.u64()?;
+            let commit = reader.u64()?;
+            let count = reader.u32()? as usize;
+            // Bounded by the frame: every entry takes at least 21 bytes.
+            if count > reader.bytes.len() / 21 {
+                return Err(format!("{count} entries cannot fit in the frame"));
+            }
+            let mut entries = Vec::with_capacity(count);
+            for _ in 0..count {
+                let term = reader.u64()?;
+                let index = reader.u64()?;
+                let kind = if flag(reader)? {
+                    EntryKind::NoOp
+                } else {
+                    EntryKind::Normal
+                };
+                let data = Payload::from_slice(reader.bytes(ENTRY_BYTES_MAX)?);
+                entries.push(Entry {
+                    term,
+                    index,
+                    kind,
+                    data,
+                });
+            }
+            MessageBody::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+            }
+        }
+        6 => MessageBody::AppendResponse {
+            index: reader.u64()?,
+            reject: flag(reader)?,
+            hint_index: reader.u64()?,
+            hint_term: reader.u64()?,
+            counted: flag(reader)?,
+        },
+        7 => MessageBody::Heartbeat {
+            commit: reader.u64()?,
+            read_round: reader.u64()?,
+        },
+        8 => MessageBody::HeartbeatResponse {
+            read_round: reader.u64()?,
+            counted: flag(reader)?,
+        },
+        9 => {
+            let index = reader.u64()?;
+            let term = reader.u64()?;
+            let voters = reader.ids(VOTERS_MAX)?;
+            let learners = reader.ids(LEARNERS_MAX)?;
+            MessageBody::InstallSnapshot {
+                meta: SnapshotMeta {
+                    index,
+                    term,
+                    conf: ConfState { voters, learners },
+                },
+                total_bytes: reader.u64()?,
+                offset: reader.u64()?,
+                chunk: Payload::from_slice(reader.bytes(SNAPSHOT_BYTES_MAX)?),
+            }
+        }
+        10 => MessageBody::SnapshotProgress {
+            index: reader.u64()?,
+            received_bytes: reader.u64()?,
+        },
+        11 => MessageBody::TimeoutNow,
+        12 => MessageBody::ReadIndex {
+            request: reader.u64()?,
+        },
+        13 => MessageBody::ReadIndexResponse {
+            request: reader.u64()?,
+            index: reader.u64()?,
+        },
+        other => return Err(format!("unknown Raft message kind {other}")),
+    };
+    Ok(Message {
+        from,
+        to,
+        term,
+        body,
+    })
+}
+
+fn encode_op(op: &ClientOp, out: &mut Vec<u8>) {
+    match op {
+        ClientOp::Write(request) => {
+            out.put_u8(1);
+            out.put_bytes(&request.encode());
+        }
+        ClientOp::Get { key, serializable } => {
+            out.put_u8(2);
+            out.put_bytes(key);
+            out.put_u8(*serializable as u8);
+        }
+        ClientOp::Range {
+            prefix,
+            limit,
+            serializable,
+        } => {
+            out.put_u8(3);
+            out.put_bytes(prefix);
+            out.put_u32(*limit);
+            out.put_u8(*serializable as u8);
+        }
+        ClientOp::Status => out.put_u8(4),
+    }
+}
+
+fn decode_op(reader: &mut Reader) -> Result<ClientOp, String> {
+    Ok(match reader.u8()? {
+        1 => ClientOp::Write(Request::decode(reader.bytes(ENTRY_BYTES_MAX)?)?),
+        2 => ClientOp::Get {
+            key: reader.bytes(KEY_BYTES_MAX)?.to_vec(),
+            serializable: reader.u8()? != 0,
+        },
+        3 => ClientOp::Range {
+            prefix: reader.bytes(KEY_BYTES_MAX)?.to_vec(),
+            limit: reader.u32()?,
+            serializable: reader.u8()? != 0,
+        },
+        4 => ClientOp::Status,
+        other => return Err(format!("unknown client operation {other}")),
+    })
+}
+
+fn encode_key_value(kv: &KeyValue, out: &mut Vec<u8>) {
+    out.put_bytes(&kv.key);
+    out.put_bytes(&kv.value);
+    out.put_u64(kv.create_revision);
+    out.put_u64(kv.mod_revision);
+    out.put_u64(kv.version);
+}
+
+fn decode_key_value(reader: &mut Reader) -> Result<KeyValue, String> {
+    Ok(KeyValue {
+        key: reader.bytes(KEY_BYTES_MAX)?.to_vec(),
+        value: reader.bytes(VALUE_BYTES_MAX)?.to_vec(),
+        create_revision: reader.u64()?,
+        mod_revision: reader.u64()?,
+        version: reader.u64()?,
+    })
+}
+
+fn encode_reply(reply: &ClientReply, out: &mut Vec<u8>) {
+    match reply {
+        ClientReply::Written(outcome) => {
+            out.put_u8(1);
+            outcome.encode(out);
+        }
+        ClientReply::Values {
+            revision,
+            found,
+            more,
+        } => {
+            out.put_u8(2);
+            out.put_u64(*revision);
+            out.put_u32(found.len() as u32);
+            found.iter().for_each(|kv| encode_key_value(kv, out));
+            out.put_u8(*more as u8);
+        }
+        ClientReply::NotLeader { leader, address } => {
+            out.put_u8(3);
+            out.put_u64(*leader);
+            out.put_bytes(address.as_bytes());
+        }
+        ClientReply::Failed(why) => {
+            out.put_u8(4);
+            out.put_bytes(why.as_bytes());
+        }
+        ClientReply::Status(status) => {
+            out.put_u8(5);
+            out.put_u64(status.id);
+            out.put_bytes(status.role.as_bytes());
+            for value in [
+                status.term,
+                status.leader,
+                status.commit,
+                status.applied,
+                status.last_index,
+                status.revision,
+            ] {
+                out.put_u64(value);
+            }
+            out.put_u32(status.members.len() as u32);
+            for (id, matched, contact_ms) in &status.members {
+                out.put_u64(*id);
+                out.put_u64(*matched);
+                out.put_u64(*contact_ms);
+            }
+        }
+    }
+}
+
+fn decode_reply(reader: &mut Reader) -> Result<ClientReply, String> {
+    Ok(match reader.u8()? {
+        1 => ClientReply::Written(Outcome::decode(reader)?),
+        2 => {
+            let revision = reader.u64()?;
+            let count = reader.u32()? as usize;
+            if count > RANGE_RESULTS_MAX {
+                return Err(format!(
+                    "{count} keys exceed the limit of {RANGE_RESULTS_MAX}"
+                ));
+            }
+            let found = (0..count)
+                .map(|_| decode_key_value(reader))
+                .collect::<Result<Vec<_>, _>>()?;
+            ClientReply::Values {
+                revision,
+                found,
+                more: reader.u8()? != 0,
+            }
+        }
+        3 => ClientReply::NotLeader {
+            leader: reader.u64()?,
+            address: text(reader)?,
+        },
+        4 => ClientReply::Failed(text(reader)?),
+        5 => {
+            let id = reader.u64()?;
+            let role = text(reader)?;
+            let mut values = [0u64; 6];
+            for value in &mut values {
+                *value = reader.u64()?;
+            }
+            let count = reader.u32()? as usize;
+            if count > VOTERS_MAX + LEARNERS_MAX {
+                return Err(format!("{count} members exceed the limit"));
+            }
+            let members = (0..count)
+                .map(|_| Ok((reader.u64()?, reader.u64()?, reader.u64()?)))
+                .collect::<Result<Vec<_>, String>>()?;
+            ClientReply::Status(Status {
+                id,
+                role,
+                term: values[0],
+                leader: values[1],
+                commit: values[2],
+                applied: values[3],
+                last_index: values[4],
+                revision: values[5],
+                members,
+            })
+        }
+        other => return Err(format!("unknown reply kind {other}")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::state::Command;
+
+    fn frames() -> Vec<Frame> {
+        vec![
+            Frame::Hello {
+                cluster: 42,
+                caller: Caller::Member(3),
+            },
+            Frame::Raft(Message {
+                from: 1,
+                to: 2,
+                term: 5,
+                body: MessageBody::Append {
+                    prev_index: 9,
+                    prev_term: 4,
+                    entries: vec![Entry {
+                        term: 5,
+                        index: 10,
+                        kind: EntryKind::Normal,
+                        data: Payload::from_slice(b"cmd"),
+                    }],
+                    commit: 8,
+                },
+            }),
+            Frame::Request {
+                id: 7,
+                op: ClientOp::Write(Request {
+                    client: 1,
+                    sequence: 2,
+                    command: Command::Put {
+                        key: b"k".to_vec(),
+                        value: b"v".to_vec(),
+                    },
+                }),
+            },
+            Frame::Reply {
+                id: 7,
+                reply: ClientReply::NotLeader {
+                    leader: 2,
+                    address: "127.0.0.1:7102".into(),
+                },
+            },
+        ]
+    }
+
+    #[test]
+    fn frames_round_trip_back_to_back_and_partial_frames_wait() {
+        let mut bytes = Vec::new();
+        for frame in frames() {
+            encode(&frame, &mut bytes);
+        }
+        let mut offset = 0;
+        for frame in frames() {
+            assert_eq!(decode(&bytes[offset..offset + 3]), Decoded::NeedMore);
+            match decode(&bytes[offset..]) {
+                Decoded::Frame(decoded, used) => {
+                    assert_eq!(decoded, frame);
+                    offset += used;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn oversized_frames_and_other_versions_are_refused() {
+        let mut huge = (u32::MAX).to_le_bytes().to_vec();
+        huge.extend_from_slice(&[PROTOCOL_VERSION, KIND_HELLO]);
+        assert!(matches!(decode(&huge), Decoded::Invalid(_)));
+        let mut other = Vec::new();
+        encode(&frames()[0], &mut other);
+        other[4] = PROTOCOL_VERSION + 1;
+        assert!(matches!(decode(&other), Decoded::Invalid(why) if why.contains("version")));
+        let mut garbage = vec![10, 0, 0, 0, PROTOCOL_VERSION, 99];
+        garbage.extend_from_slice(&[0; 8]);
+        assert!(matches!(decode(&garbage), Decoded::Invalid(_)));
+    }
+}
