@@ -5,12 +5,15 @@
 //!
 //! Layers, dependencies pointing downward only (see `DESIGN.md` in the project's shared docs):
 //! - [`core`]: sans-IO, deterministic consensus ([`core::raft`]) — no I/O, no clock.
+//! - [`api`]: the Rust API — [`api::Node`] runs a member in this process, [`api::Client`]
+//!   talks to a cluster.
 //! - [`runtime`]: the only I/O — durable storage on real files (more to come: event loop,
 //!   transport).
 //! - [`sim`]: a deterministic simulator that drives many cores through a faulty network and
 //!   checks safety, liveness and linearizability after every step.
 //! - [`limits`], [`types`], [`error`]: bounds, shared data types, the error type.
 
+pub mod api;
 pub mod codec;
 pub mod core;
 pub mod error;

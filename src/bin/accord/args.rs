@@ -65,6 +65,14 @@ impl Args {
         self.options.remove(name).is_some()
     }
 
+    /// Like [`Args::finish`], for commands that take positional words.
+    pub fn finish_keeping_words(&mut self) -> Result<(), String> {
+        match self.options.keys().next() {
+            Some(name) => Err(format!("unknown option --{name}")),
+            None => Ok(()),
+        }
+    }
+
     /// Fails on any option nobody asked for (a typo must not be silently ignored).
     pub fn finish(self) -> Result<(), String> {
         match self.options.keys().next() {

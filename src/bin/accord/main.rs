@@ -6,6 +6,8 @@ mod bench_wal;
 mod check;
 mod counting_alloc;
 mod crashtest;
+mod kv;
+mod server;
 mod sim;
 
 use std::process::ExitCode;
@@ -19,6 +21,9 @@ accord — an embeddable coordination engine
 usage: accord <command> [options]
 
 commands:
+  server   run one member of a cluster (accord server --help)
+  kv       read and write keys: get, put, del, range (accord kv --help)
+  status   each member's view: role, term, leader, commit and applied index, lag
   sim      run the deterministic simulator over many seeds (accord sim --help)
   bench    run a benchmark: `accord bench core`, `accord bench wal` (accord bench --help)
   check    verify a data directory as a starting node would (accord check --help)
@@ -36,6 +41,9 @@ fn main() -> ExitCode {
     let command = arguments.remove(0);
     let result = match command.as_str() {
         "sim" => sim::main(arguments),
+        "server" => server::main(arguments),
+        "kv" => kv::kv_main(arguments),
+        "status" => kv::status_main(arguments),
         "bench" => bench::main(arguments),
         "check" => check::main(arguments),
         "crashtest" => crashtest::main(arguments),

@@ -1,0 +1,389 @@
+//! A client of the cluster: connects to any member, follows the leader, retries writes with
+//! the same (client, sequence) so that each is applied exactly once.
+//!
+//! Calls block up to the configured timeout. The client is usable from any thread (calls are
+//! serialized over one connection).
+
+use std::hash::BuildHasher;
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::core::state::{Command, Condition, KeyValue, Op, Outcome, Request};
+use crate::error::{Error, Result};
+use crate::runtime::wire::{self, Caller, ClientOp, ClientReply, Decoded, Frame, Status};
+
+/// How a client connects.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Member addresses (`host:port`); any one is enough to find the others' leader.
+    pub endpoints: Vec<String>,
+    /// The cluster's id (must match the members').
+    pub cluster: u64,
+    /// How long one call may take, retries included.
+    pub timeout: Duration,
+}
+
+impl ClientConfig {
+    /// Defaults: cluster 1, 10 s per call.
+    pub fn new(endpoints: Vec<String>) -> ClientConfig {
+        ClientConfig {
+            endpoints,
+            cluster: 1,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A connection to the cluster.
+pub struct Client {
+    config: ClientConfig,
+    id: u64,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    connection: Option<(TcpStream, String)>,
+    /// The endpoint to try next.
+    preferred: Option<String>,
+    next_endpoint: usize,
+    next_sequence: u64,
+    next_request: u64,
+    received: Vec<u8>,
+}
+
+impl Client {
+    /// Prepares a client; the first call connects. Fails only on an invalid configuration.
+    pub fn connect(config: ClientConfig) -> Result<Client> {
+        if config.endpoints.is_empty() {
+            return Err(Error::InvalidConfig("give at least one endpoint".into()));
+        }
+        let id = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+        Ok(Client {
+            config,
+            id,
+            inner: Mutex::new(Inner {
+                connection: None,
+                preferred: None,
+                next_endpoint: 0,
+                next_sequence: 1,
+                next_request: 1,
+                received: Vec::new(),
+            }),
+        })
+    }
+
+    /// Sets `key` to `value`; returns the revision of the write.
+    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<u64> {
+        let command = Command::Put {
+            key: key.to_vec(),
+            value: value.to_vec(),
+        };
+        Ok(self.write(command)?.revision())
+    }
+
+    /// Removes `key`; returns whether it existed and the revision.
+    pub fn delete(&self, key: &[u8]) -> Result<(bool, u64)> {
+        match self.write(Command::Delete { key: key.to_vec() })? {
+            Outcome::Delete { deleted, revision } => Ok((deleted, revision)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sets `key` to `value` if it holds `expected` (`None`: if absent); returns whether it
+    /// did and the revision.
+    pub fn compare_and_swap(
+        &self,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<(bool, u64)> {
+        let command = Command::CompareAndSwap {
+            key: key.to_vec(),
+            expected: expected.map(<[u8]>::to_vec),
+            value: value.to_vec(),
+        };
+        match self.write(command)? {
+            Outcome::CompareAndSwap { swapped, revision } => Ok((swapped, revision)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Runs a transaction: `success` if every condition holds, else `failure`; returns which
+    /// branch ran and the revision.
+    pub fn txn(
+        &self,
+        conditions: Vec<Condition>,
+        success: Vec<Op>,
+        failure: Vec<Op>,
+    ) -> Result<(bool, u64)> {
+        let command = Command::Txn {
+            conditions,
+            success,
+            failure,
+        };
+        match self.write(command)? {
+            Outcome::Txn {
+                succeeded,
+                revision,
+            } => Ok((succeeded, revision)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Reads `key` (linearizable); returns it and the revision served at.
+    pub fn get(&self, key: &[u8]) -> Result<(Option<KeyValue>, u64)> {
+        self.get_with(key, false)
+    }
+
+    /// Reads `key` from the member connected to, without confirming with the leader (may be
+    /// stale, never torn).
+    pub fn get_serializable(&self, key: &[u8]) -> Result<(Option<KeyValue>, u64)> {
+        self.get_with(key, true)
+    }
+
+    fn get_with(&self, key: &[u8], serializable: bool) -> Result<(Option<KeyValue>, u64)> {
+        let op = ClientOp::Get {
+            key: key.to_vec(),
+            serializable,
+        };
+        match self.call(op)? {
+            ClientReply::Values {
+                revision, found, ..
+            } => Ok((found.into_iter().next(), revision)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Keys starting with `prefix` (linearizable), at most `limit`; the flag says whether
+    /// more matched.
+    pub fn range(&self, prefix: &[u8], limit: u32) -> Result<(Vec<KeyValue>, bool, u64)> {
+        let op = ClientOp::Range {
+            prefix: prefix.to_vec(),
+            limit,
+            serializable: false,
+        };
+        match self.call(op)? {
+            ClientReply::Values {
+                revision,
+                found,
+                more,
+            } => Ok((found, more, revision)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The status of the member this client talks to.
+    pub fn status(&self) -> Result<Status> {
+        match self.call(ClientOp::Status)? {
+            ClientReply::Status(status) => Ok(status),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The status of the member at `endpoint` (not following the leader).
+    pub fn status_of(&self, endpoint: &str) -> Result<Status> {
+        let mut inner = self.inner.lock();
+        inner.connection = None;
+        inner.preferred = Some(endpoint.to_string());
+        let deadline = Instant::now() + self.config.timeout.min(Duration::from_secs(2));
+        let reply = self.attempt(&mut inner, &ClientOp::Status, deadline)?;
+        match reply {
+            ClientReply::Status(status) => Ok(status),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn write(&self, command: Command) -> Result<Outcome> {
+        command.validate().map_err(Error::InvalidConfig)?;
+        let sequence = {
+            let mut inner = self.inner.lock();
+            let sequence = inner.next_sequence;
+            inner.next_sequence += 1;
+            sequence
+        };
+        let request = Request {
+            client: self.id,
+            sequence,
+            command,
+        };
+        // Every retry carries the same sequence: the cluster applies the write once.
+        match self.call(ClientOp::Write(request))? {
+            ClientReply::Written(Outcome::Stale { .. }) => Err(Error::InvalidMessage(
+                "the cluster had already applied a newer request of this client",
+            )),
+            ClientReply::Written(outcome) => Ok(outcome),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sends `op` until a member answers it, following the leader and retrying across
+    /// failures until the timeout.
+    fn call(&self, op: ClientOp) -> Result<ClientReply> {
+        let deadline = Instant::now() + self.config.timeout;
+        let mut inner = self.inner.lock();
+        let mut last_error = Error::NotLeader { leader: None };
+        let mut pause = Duration::from_millis(20);
+        // Bounded by the deadline.
+        while Instant::now() < deadline {
+            match self.attempt(&mut inner, &op, deadline) {
+                Ok(ClientReply::NotLeader { address, leader }) => {
+                    inner.connection = None;
+                    inner.preferred = (!address.is_empty()).then_some(address);
+                    last_error = Error::NotLeader {
+                        leader: (leader != 0).then_some(leader),
+                    };
+                    if leader == 0 {
+                        std::thread::sleep(pause);
+                        pause = (pause * 2).min(Duration::from_millis(500));
+                    }
+                }
+                Ok(ClientReply::Failed(why)) if why.contains("retry") => {
+                    last_error = Error::Busy("cluster");
+                    inner.connection = None;
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                    let _ = why;
+                }
+                Ok(ClientReply::Failed(why)) => return Err(Error::InvalidConfig(why)),
+                Ok(reply) => return Ok(reply),
+                Err(error) => {
+                    inner.connection = None;
+                    last_error = error;
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+            }
+        }
+        Err(match last_error {
+            Error::NotLeader { .. } | Error::Busy(_) => Error::Busy(
+                "no leader answered within the timeout; the cluster may have lost quorum",
+            ),
+            other => other,
+        })
+    }
+
+    fn attempt(&self, inner: &mut Inner, op: &ClientOp, deadline: Instant) -> Result<ClientReply> {
+        if inner.connection.is_none() {
+            self.open_connection(inner, deadline)?;
+        }
+        let request = inner.next_request;
+        inner.next_request += 1;
+        let mut bytes = Vec::new();
+        wire::encode(
+            &Frame::Request {
+                id: request,
+                op: op.clone(),
+            },
+            &mut bytes,
+        );
+        let (stream, address) = inner.connection.as_mut().expect("connected above");
+        let address = address.clone();
+        stream
+            .write_all(&bytes)
+            .map_err(|e| Error::io(format!("sending to {address}"), &e))?;
+        // Bounded by the deadline (read timeouts) and by the frame size limit.
+        loop {
+            match read_frame(inner, deadline)? {
+                Frame::Reply { id, reply } if id == request => return Ok(reply),
+                Frame::Reply { .. } => continue, // an answer to an earlier, abandoned attempt
+                other => {
+                    return Err(Error::InvalidMessage(frame_kind(&other)));
+                }
+            }
+        }
+    }
+
+    fn open_connection(&self, inner: &mut Inner, deadline: Instant) -> Result<()> {
+        let address = match inner.preferred.take() {
+            Some(address) => address,
+            None => {
+                let endpoints = &self.config.endpoints;
+                let address = endpoints[inner.next_endpoint % endpoints.len()].clone();
+                inner.next_endpoint += 1;
+                address
+            }
+        };
+        let socket = address
+            .to_socket_addrs()
+            .map_err(|e| Error::io(format!("resolving {address}"), &e))?
+            .next()
+            .ok_or_else(|| Error::InvalidConfig(format!("{address} resolves to nothing")))?;
+        let wait = deadline
+            .saturating_duration_since(Instant::now())
+            .clamp(Duration::from_millis(10), Duration::from_secs(2));
+        let mut stream = TcpStream::connect_timeout(&socket, wait)
+            .map_err(|e| Error::io(format!("connecting to {address}"), &e))?;
+        let _ = stream.set_nodelay(true);
+        let mut hello = Vec::new();
+        let frame = Frame::Hello {
+            cluster: self.config.cluster,
+            caller: Caller::Client(self.id),
+        };
+        wire::encode(&frame, &mut hello);
+        stream
+            .write_all(&hello)
+            .map_err(|e| Error::io(format!("greeting {address}"), &e))?;
+        inner.received.clear();
+        inner.connection = Some((stream, address.clone()));
+        match read_frame(inner, deadline)? {
+            Frame::Welcome { .. } => Ok(()),
+            Frame::Refused(why) => {
+                inner.connection = None;
+                Err(Error::InvalidConfig(format!(
+                    "{address} refused the connection: {why}"
+                )))
+            }
+            other => Err(Error::InvalidMessage(frame_kind(&other))),
+        }
+    }
+}
+
+fn read_frame(inner: &mut Inner, deadline: Instant) -> Result<Frame> {
+    let (stream, address) = inner
+        .connection
+        .as_mut()
+        .ok_or(Error::NotLeader { leader: None })?;
+    let mut chunk = [0u8; 64 * 1024];
+    loop {
+        match wire::decode(&inner.received) {
+            Decoded::Frame(frame, used) => {
+                inner.received.drain(..used);
+                return Ok(frame);
+            }
+            Decoded::Invalid(why) => {
+                return Err(Error::Corrupt(format!("{address} sent a bad frame: {why}")))
+            }
+            Decoded::NeedMore => {}
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::Busy("the member did not answer within the timeout"));
+        }
+        stream
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .map_err(|e| Error::io("setting a read timeout", &e))?;
+        match stream.read(&mut chunk) {
+            Ok(0) => return Err(Error::io(format!("reading from {address}"), &closed())),
+            Ok(count) => inner.received.extend_from_slice(&chunk[..count]),
+            Err(error) => return Err(Error::io(format!("reading from {address}"), &error)),
+        }
+    }
+}
+
+fn closed() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed")
+}
+
+fn frame_kind(frame: &Frame) -> &'static str {
+    match frame {
+        Frame::Refused(_) => "the member refused the connection",
+        _ => "the member sent an unexpected frame",
+    }
+}
+
+fn unexpected(value: impl std::fmt::Debug) -> Error {
+    Error::Corrupt(format!("unexpected answer: {value:?}"))
+}

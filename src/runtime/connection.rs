@@ -1,0 +1,139 @@
+//! One TCP connection of the event loop: non-blocking reads into a bounded buffer, frames
+//! queued for writing with a byte bound, and who is on the other end.
+
+use std::io::{ErrorKind, Read, Write};
+
+use mio::net::TcpStream;
+
+use super::wire::{self, Decoded, Frame};
+use crate::limits::{CONNECTION_SEND_BYTES_MAX, FRAME_BYTES_MAX};
+use crate::types::NodeId;
+
+/// Who is on the other end of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Peer {
+    /// Accepted, waiting for its `Hello`.
+    Unknown,
+    /// A member that connected to us (we only receive on it).
+    InboundMember(NodeId),
+    /// A member we connected to (we send to it on this one).
+    OutboundMember(NodeId),
+    /// A client.
+    Client(u64),
+}
+
+/// What reading from a connection produced.
+pub enum ReadOutcome {
+    /// The connection is still open.
+    Open,
+    /// The other end closed it, or it failed, or it broke the protocol (the text says how).
+    Closed(String),
+}
+
+/// A connection's buffers and identity.
+pub struct Connection {
+    /// The socket.
+    pub stream: TcpStream,
+    /// Who is on the other end.
+    pub peer: Peer,
+    /// Distinguishes this connection from earlier ones that used the same slot.
+    pub serial: u64,
+    /// Close once everything queued is written (after a refusal).
+    pub close_after_flush: bool,
+    received: Vec<u8>,
+    to_send: Vec<u8>,
+    sent: usize,
+}
+
+impl Connection {
+    /// Wraps a connected (or connecting) socket.
+    pub fn new(stream: TcpStream, peer: Peer, serial: u64) -> Connection {
+        Connection {
+            stream,
+            peer,
+            serial,
+            close_after_flush: false,
+            received: Vec::new(),
+            to_send: Vec::new(),
+            sent: 0,
+        }
+    }
+
+    /// Reads everything available, then hands every complete frame to `on_frame`.
+    pub fn read(&mut self, mut on_frame: impl FnMut(Frame)) -> ReadOutcome {
+        let mut chunk = [0u8; 64 * 1024];
+        // Bounded: each round reads at least one byte, and the buffer is capped below.
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return ReadOutcome::Closed("closed by the other end".into()),
+                Ok(count) => {
+                    self.received.extend_from_slice(&chunk[..count]);
+                    if self.received.len() > 2 * FRAME_BYTES_MAX {
+                        return ReadOutcome::Closed("sent more than a frame's worth".into());
+                    }
+                }
+                Err(error) if error.kind() == ErrorKind::WouldBlock => break,
+                Err(error) if error.kind() == ErrorKind::Interrupted => continue,
+                Err(error) => return ReadOutcome::Closed(error.to_string()),
+            }
+            if let Some(outcome) = self.drain_frames(&mut on_frame) {
+                return outcome;
+            }
+        }
+        self.drain_frames(&mut on_frame)
+            .unwrap_or(ReadOutcome::Open)
+    }
+
+    fn drain_frames(&mut self, on_frame: &mut impl FnMut(Frame)) -> Option<ReadOutcome> {
+        let mut offset = 0;
+        let result = loop {
+            match wire::decode(&self.received[offset..]) {
+                Decoded::Frame(frame, used) => {
+                    offset += used;
+                    on_frame(frame);
+                }
+                Decoded::NeedMore => break None,
+                Decoded::Invalid(why) => break Some(ReadOutcome::Closed(why)),
+            }
+        };
+        self.received.drain(..offset);
+        result
+    }
+
+    /// Queues a frame; returns false (and queues nothing) when the send buffer is full, which
+    /// is back-pressure: the caller drops the frame (Raft retransmits) or fails the request.
+    pub fn queue(&mut self, frame: &Frame) -> bool {
+        if self.to_send.len() - self.sent > CONNECTION_SEND_BYTES_MAX {
+            return false;
+        }
+        wire::encode(frame, &mut self.to_send);
+        true
+    }
+
+    /// Writes as much as the socket takes. Returns an error text if the connection failed.
+    pub fn flush(&mut self) -> Result<(), String> {
+        // Bounded: each round writes at least one byte or stops.
+        while self.sent < self.to_send.len() {
+            match self.stream.write(&self.to_send[self.sent..]) {
+                Ok(0) => return Err("the socket accepts no more bytes".into()),
+                Ok(count) => self.sent += count,
+                Err(error) if error.kind() == ErrorKind::WouldBlock => break,
+                Err(error) if error.kind() == ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error.to_string()),
+            }
+        }
+        if self.sent == self.to_send.len() {
+            self.to_send.clear();
+            self.sent = 0;
+        } else if self.sent > 1024 * 1024 {
+            self.to_send.drain(..self.sent);
+            self.sent = 0;
+        }
+        Ok(())
+    }
+
+    /// Whether bytes wait to be written.
+    pub fn has_pending_output(&self) -> bool {
+        self.sent < self.to_send.len()
+    }
+}
