@@ -11,6 +11,8 @@
 //!   transport).
 //! - [`sim`]: a deterministic simulator that drives many cores through a faulty network and
 //!   checks safety, liveness and linearizability after every step.
+//! - [`local_cluster`]: a cluster of `accord server` processes on loopback (demo, benchmarks,
+//!   tests).
 //! - [`limits`], [`types`], [`error`]: bounds, shared data types, the error type.
 
 pub mod api;
@@ -18,6 +20,7 @@ pub mod codec;
 pub mod core;
 pub mod error;
 pub mod limits;
+pub mod local_cluster;
 pub mod runtime;
 pub mod sim;
 pub mod types;

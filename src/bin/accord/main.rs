@@ -6,6 +6,7 @@ mod bench_wal;
 mod check;
 mod counting_alloc;
 mod crashtest;
+mod demo;
 mod kv;
 mod server;
 mod sim;
@@ -21,6 +22,7 @@ accord — an embeddable coordination engine
 usage: accord <command> [options]
 
 commands:
+  demo     a 3-member cluster on loopback: elect, write, kill the leader, fail over, verify
   server   run one member of a cluster (accord server --help)
   kv       read and write keys: get, put, del, range (accord kv --help)
   status   each member's view: role, term, leader, commit and applied index, lag
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "sim" => sim::main(arguments),
         "server" => server::main(arguments),
+        "demo" => demo::main(arguments),
         "kv" => kv::kv_main(arguments),
         "status" => kv::status_main(arguments),
         "bench" => bench::main(arguments),

@@ -1,0 +1,212 @@
+//! A cluster of `accord server` processes on loopback, each with its own data directory under
+//! one temporary directory: what `accord demo`, `accord bench local` and the multi-process
+//! tests run. Dropping it kills every process and removes the directory.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::api::{Client, ClientConfig, Status};
+use crate::error::{Error, Result};
+use crate::types::NodeId;
+
+/// Servers one local cluster may run.
+const LOCAL_NODES_MAX: usize = 7;
+
+/// A running local cluster.
+pub struct LocalCluster {
+    binary: PathBuf,
+    dir: PathBuf,
+    members: BTreeMap<NodeId, SocketAddr>,
+    processes: BTreeMap<NodeId, Child>,
+    /// Extra arguments every server gets (tick length, election timeout…).
+    pub server_args: Vec<String>,
+}
+
+/// Free loopback ports, found by binding port 0 (the port is released before the server
+/// binds it; a collision in between is possible but unlikely on a test machine).
+fn free_ports(count: usize) -> Result<Vec<SocketAddr>> {
+    let listeners: Vec<TcpListener> = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| Error::io("finding free loopback ports", &e))?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map_err(|e| Error::io("reading a port", &e)))
+        .collect()
+}
+
+impl LocalCluster {
+    /// Starts `nodes` servers using the `accord` executable at `binary`, with data under a
+    /// fresh directory named after `name` in the system's temporary directory.
+    pub fn start(
+        binary: &Path,
+        nodes: usize,
+        name: &str,
+        server_args: &[&str],
+    ) -> Result<LocalCluster> {
+        if nodes == 0 || nodes > LOCAL_NODES_MAX {
+            return Err(Error::InvalidConfig(format!("1..={LOCAL_NODES_MAX} nodes")));
+        }
+        let dir = std::env::temp_dir().join(format!("accord-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), &e))?;
+        let members = free_ports(nodes)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, address)| (i as NodeId + 1, address))
+            .collect();
+        let mut cluster = LocalCluster {
+            binary: binary.to_path_buf(),
+            dir,
+            members,
+            processes: BTreeMap::new(),
+            server_args: server_args.iter().map(|s| s.to_string()).collect(),
+        };
+        for id in 1..=nodes as NodeId {
+            cluster.spawn(id)?;
+        }
+        Ok(cluster)
+    }
+
+    /// The directory holding every member's data and log.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Member ids.
+    pub fn ids(&self) -> Vec<NodeId> {
+        self.members.keys().copied().collect()
+    }
+
+    /// Member `id`'s address.
+    pub fn address(&self, id: NodeId) -> Option<SocketAddr> {
+        self.members.get(&id).copied()
+    }
+
+    /// Every member's address, comma-separated (for `--endpoints`).
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.values().map(|a| a.to_string()).collect()
+    }
+
+    /// A client of the whole cluster.
+    pub fn client(&self) -> Result<Client> {
+        Client::connect(ClientConfig::new(self.endpoints()))
+    }
+
+    /// A client that talks to member `id` first.
+    pub fn client_of(&self, id: NodeId) -> Result<Client> {
+        let first = self.members[&id].to_string();
+        let mut endpoints = vec![first.clone()];
+        endpoints.extend(self.endpoints().into_iter().filter(|e| *e != first));
+        Client::connect(ClientConfig::new(endpoints))
+    }
+
+    /// Starts (or restarts) member `id`'s process.
+    pub fn spawn(&mut self, id: NodeId) -> Result<()> {
+        let address = self.members[&id];
+        let peers: Vec<String> = self
+            .members
+            .iter()
+            .filter(|(&other, _)| other != id)
+            .map(|(other, a)| format!("{other}={a}"))
+            .collect();
+        let log_path = self.dir.join(format!("node{id}.log"));
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| Error::io(format!("opening {}", log_path.display()), &e))?;
+        let child = Command::new(&self.binary)
+            .arg("server")
+            .args(["--id", &id.to_string(), "--listen", &address.to_string()])
+            .args(["--peers", &peers.join(",")])
+            .arg("--data-dir")
+            .arg(self.dir.join(format!("node{id}")))
+            .args(&self.server_args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| Error::io(format!("starting {}", self.binary.display()), &e))?;
+        self.processes.insert(id, child);
+        Ok(())
+    }
+
+    /// The process id of member `id`, if running.
+    pub fn pid(&self, id: NodeId) -> Option<u32> {
+        self.processes.get(&id).map(Child::id)
+    }
+
+    /// Sends `signal` to member `id`'s process.
+    pub fn signal(&self, id: NodeId, signal: i32) {
+        if let Some(pid) = self.pid(id) {
+            // SAFETY: a signal to our own child process; no memory is involved.
+            unsafe {
+                libc::kill(pid as libc::pid_t, signal);
+            }
+        }
+    }
+
+    /// Kills member `id` with SIGKILL and reaps it.
+    pub fn kill(&mut self, id: NodeId) {
+        self.signal(id, libc::SIGKILL);
+        if let Some(mut child) = self.processes.remove(&id) {
+            let _ = child.wait();
+        }
+    }
+
+    /// Each member's status, as far as it answers within `timeout`.
+    pub fn statuses(&self, timeout: Duration) -> BTreeMap<NodeId, Status> {
+        let mut found = BTreeMap::new();
+        for (&id, address) in &self.members {
+            let config = ClientConfig {
+                timeout,
+                ..ClientConfig::new(vec![address.to_string()])
+            };
+            if let Ok(status) =
+                Client::connect(config).and_then(|c| c.status_of(&address.to_string()))
+            {
+                found.insert(id, status);
+            }
+        }
+        found
+    }
+
+    /// Waits until a member other than `not` leads and a majority agrees on it; returns it.
+    pub fn wait_for_leader(&self, not: Option<NodeId>, timeout: Duration) -> Result<(NodeId, u64)> {
+        let deadline = Instant::now() + timeout;
+        // Bounded by the deadline.
+        while Instant::now() < deadline {
+            let statuses = self.statuses(Duration::from_millis(300));
+            let leader = statuses
+                .values()
+                .filter(|s| s.role == "leader" && Some(s.id) != not)
+                .max_by_key(|s| s.term);
+            if let Some(leader) = leader {
+                let agreeing = statuses.values().filter(|s| s.leader == leader.id).count();
+                if agreeing > self.members.len() / 2 {
+                    return Ok((leader.id, leader.term));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(Error::Busy("no leader emerged in time"))
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        for (_, mut child) in std::mem::take(&mut self.processes) {
+            // SAFETY: a signal to our own child process (it may be stopped: SIGKILL works).
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, libc::SIGKILL);
+            }
+            let _ = child.wait();
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
