@@ -15,6 +15,11 @@ use crate::core::state::{Command, Condition, KeyValue, Op, Outcome, Request};
 use crate::error::{Error, Result};
 use crate::runtime::wire::{self, Caller, ClientOp, ClientReply, Decoded, Frame, Status};
 
+/// Longest one attempt waits for a member's answer before the client tries another member
+/// (a paused or partitioned member must not hold a call for its whole timeout). A write
+/// retried elsewhere keeps its sequence number, so it is still applied once.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// How a client connects.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
@@ -228,7 +233,8 @@ impl Client {
         let mut pause = Duration::from_millis(20);
         // Bounded by the deadline.
         while Instant::now() < deadline {
-            match self.attempt(&mut inner, &op, deadline) {
+            let attempt_deadline = deadline.min(Instant::now() + ATTEMPT_TIMEOUT);
+            match self.attempt(&mut inner, &op, attempt_deadline) {
                 Ok(ClientReply::NotLeader { address, leader }) => {
                     inner.connection = None;
                     inner.preferred = (!address.is_empty()).then_some(address);

@@ -40,6 +40,8 @@ pub struct Connection {
     pub serial: u64,
     /// Close once everything queued is written (after a refusal).
     pub close_after_flush: bool,
+    /// When the connection was opened (a caller that never says `Hello` is dropped).
+    pub opened: std::time::Instant,
     received: Vec<u8>,
     to_send: Vec<u8>,
     sent: usize,
@@ -53,6 +55,7 @@ impl Connection {
             peer,
             serial,
             close_after_flush: false,
+            opened: std::time::Instant::now(),
             received: Vec::new(),
             to_send: Vec::new(),
             sent: 0,

@@ -40,6 +40,10 @@ const FIRST_CONNECTION: usize = 2;
 /// Longest a client request may wait for a quorum before it is failed.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Longest a new connection may stay silent before saying `Hello` (half-open or idle
+/// connections must not hold a slot forever).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Reconnect backoff to a member: starts here, doubles, is capped, and gets jitter.
 const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(50);
 const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(2);
@@ -298,7 +302,10 @@ impl EventLoop {
                 self.flush_all();
                 return Ok(());
             }
-            self.tick_if_due();
+            if self.tick_if_due() {
+                // Once per tick is often enough for the sweeps over all connections.
+                self.expire_silent_connections();
+            }
             self.connect_links();
             self.handle_ready()?;
             self.expire_requests();
@@ -314,7 +321,8 @@ impl EventLoop {
         }
     }
 
-    fn tick_if_due(&mut self) {
+    /// Runs the ticks that are due; returns whether any was.
+    fn tick_if_due(&mut self) -> bool {
         let now = Instant::now();
         let mut ticks = 0;
         while self.next_tick <= now {
@@ -327,6 +335,7 @@ impl EventLoop {
         if self.next_tick < now {
             self.next_tick = now + self.config.tick;
         }
+        ticks > 0
     }
 
     // ----- connections -----
@@ -390,9 +399,8 @@ impl EventLoop {
             match self.listener.accept() {
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
-                    if self.add_connection(stream, Peer::Unknown).is_none() {
-                        return;
-                    }
+                    // Over the connection limit the stream is dropped (closed) at once.
+                    let _ = self.add_connection(stream, Peer::Unknown);
                 }
                 Err(error) if error.kind() == ErrorKind::WouldBlock => return,
                 Err(error) if error.kind() == ErrorKind::Interrupted => continue,
@@ -515,6 +523,23 @@ impl EventLoop {
                     node: self.config.id,
                 });
             }
+        }
+    }
+
+    fn expire_silent_connections(&mut self) {
+        let now = Instant::now();
+        let silent: Vec<usize> = self
+            .connections
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, c)| c.as_ref().map(|c| (slot, c)))
+            .filter(|(_, c)| {
+                c.peer == Peer::Unknown && now.duration_since(c.opened) > HANDSHAKE_TIMEOUT
+            })
+            .map(|(slot, _)| slot)
+            .collect();
+        for slot in silent {
+            self.close(slot, "no Hello within the handshake timeout");
         }
     }
 

@@ -1,0 +1,279 @@
+//! Real `accord server` processes on loopback: failover, pauses, restarts, clients on
+//! followers, a concurrent history checked for linearizability, and bad input on the socket.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use accord::api::{Client, ClientConfig};
+use accord::local_cluster::LocalCluster;
+use accord::runtime::wire::{self, Caller, Frame, PROTOCOL_VERSION};
+use accord::sim::history::{OpInput, OpOutput, Operation};
+use accord::sim::linearizability::{self, Verdict};
+
+/// Fast ticks so elections take a few hundred milliseconds.
+const SERVER_ARGS: &[&str] = &["--tick-ms", "20"];
+const LEADER_WAIT: Duration = Duration::from_secs(15);
+
+fn start(nodes: usize, name: &str) -> LocalCluster {
+    let binary = Path::new(env!("CARGO_BIN_EXE_accord"));
+    LocalCluster::start(binary, nodes, name, SERVER_ARGS).expect("starting the cluster")
+}
+
+#[test]
+fn killing_the_leader_elects_a_new_one_and_no_acknowledged_write_is_lost() {
+    let mut cluster = start(3, "kill-leader");
+    let (leader, _) = cluster.wait_for_leader(None, LEADER_WAIT).unwrap();
+    let client = cluster.client().unwrap();
+    for i in 0..50 {
+        client.put(format!("k{i}").as_bytes(), b"v").unwrap();
+    }
+    cluster.kill(leader);
+    client.put(b"after", b"kill").unwrap();
+    let (new_leader, _) = cluster.wait_for_leader(Some(leader), LEADER_WAIT).unwrap();
+    assert_ne!(new_leader, leader);
+    let (found, _, _) = client.range(b"k", 100).unwrap();
+    assert_eq!(found.len(), 50);
+}
+
+#[test]
+fn five_members_survive_two_leader_kills() {
+    let mut cluster = start(5, "five");
+    let client = cluster.client().unwrap();
+    for round in 0..2 {
+        let (leader, _) = cluster.wait_for_leader(None, LEADER_WAIT).unwrap();
+        client
+            .put(format!("round{round}").as_bytes(), b"before")
+            .unwrap();
+        cluster.kill(leader);
+        client
+            .put(format!("round{round}").as_bytes(), b"after")
+            .unwrap();
+    }
+    let (value, _) = client.get(b"round1").unwrap();
+    assert_eq!(value.unwrap().value, b"after");
+}
+
+#[test]
+fn a_paused_leader_steps_down_and_serves_no_stale_read() {
+    let cluster = start(3, "pause");
+    let (leader, _) = cluster.wait_for_leader(None, LEADER_WAIT).unwrap();
+    let client = cluster.client().unwrap();
+    client.put(b"key", b"old").unwrap();
+    cluster.signal(leader, libc::SIGSTOP);
+    let (new_leader, _) = cluster.wait_for_leader(Some(leader), LEADER_WAIT).unwrap();
+    assert_ne!(new_leader, leader);
+    client.put(b"key", b"new").unwrap();
+    cluster.signal(leader, libc::SIGCONT);
+    // Ask the old leader only: a linearizable read must not return the old value.
+    let address = cluster.address(leader).unwrap().to_string();
+    let only_old = Client::connect(ClientConfig::new(vec![address])).unwrap();
+    let (value, _) = only_old.get(b"key").unwrap();
+    assert_eq!(
+        value.unwrap().value,
+        b"new",
+        "the resumed leader served a stale read"
+    );
+    let status = cluster.statuses(Duration::from_secs(1));
+    assert_ne!(
+        status[&leader].role, "leader",
+        "the paused leader did not step down"
+    );
+}
+
+#[test]
+fn restarting_every_member_keeps_the_state() {
+    let mut cluster = start(3, "restart-all");
+    cluster.wait_for_leader(None, LEADER_WAIT).unwrap();
+    let client = cluster.client().unwrap();
+    for i in 0..30 {
+        client
+            .put(format!("k{i:02}").as_bytes(), format!("{i}").as_bytes())
+            .unwrap();
+    }
+    for id in cluster.ids() {
+        cluster.kill(id);
+    }
+    for id in cluster.ids() {
+        cluster.spawn(id).unwrap();
+    }
+    cluster.wait_for_leader(None, LEADER_WAIT).unwrap();
+    let (found, _, revision) = client.range(b"k", 100).unwrap();
+    assert_eq!(found.len(), 30);
+    assert_eq!(found[29].value, b"29");
+    assert!(revision >= 30);
+}
+
+#[test]
+fn a_client_on_a_follower_keeps_working_through_leader_changes() {
+    let mut cluster = start(3, "follower-client");
+    let (leader, _) = cluster.wait_for_leader(None, LEADER_WAIT).unwrap();
+    let follower = cluster.ids().into_iter().find(|&id| id != leader).unwrap();
+    let client = cluster.client_of(follower).unwrap();
+    client.put(b"a", b"1").unwrap();
+    cluster.kill(leader);
+    client.put(b"b", b"2").unwrap();
+    cluster.spawn(leader).unwrap();
+    let (value, _) = client.get(b"a").unwrap();
+    assert_eq!(value.unwrap().value, b"1");
+}
+
+/// Concurrent put / get / compare-and-swap from three clients while the leader is killed and
+/// restarted; the history must be linearizable.
+#[test]
+fn a_concurrent_history_across_a_leader_kill_is_linearizable() {
+    let mut cluster = start(3, "history");
+    cluster.wait_for_leader(None, LEADER_WAIT).unwrap();
+    let started = Instant::now();
+    let history = Arc::new(Mutex::new(Vec::<Operation>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let endpoints = cluster.endpoints();
+    let workers: Vec<_> = (0..3u32)
+        .map(|client_id| {
+            let (history, stop, endpoints) = (history.clone(), stop.clone(), endpoints.clone());
+            std::thread::spawn(move || {
+                let config = ClientConfig {
+                    timeout: Duration::from_secs(3),
+                    ..ClientConfig::new(endpoints)
+                };
+                let client = Client::connect(config).unwrap();
+                let mut last_seen = 0u64;
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let key = (n % 2) as u32;
+                    let key_bytes = format!("reg{key}");
+                    let unique = (u64::from(client_id) + 1) << 32 | n;
+                    let input = match n % 3 {
+                        0 => OpInput::Put(unique),
+                        1 => OpInput::Get,
+                        _ => OpInput::Cas {
+                            expected: last_seen,
+                            new: unique,
+                        },
+                    };
+                    let invoked = started.elapsed().as_micros() as u64;
+                    let output = match input {
+                        OpInput::Put(v) => client
+                            .put(key_bytes.as_bytes(), v.to_string().as_bytes())
+                            .ok()
+                            .map(|_| OpOutput::Written),
+                        OpInput::Get => client.get(key_bytes.as_bytes()).ok().map(|(kv, _)| {
+                            let value =
+                                kv.map(|kv| String::from_utf8_lossy(&kv.value).parse().unwrap());
+                            if let Some(v) = value {
+                                last_seen = v;
+                            }
+                            OpOutput::Value(value)
+                        }),
+                        OpInput::Cas { expected, new } => client
+                            .compare_and_swap(
+                                key_bytes.as_bytes(),
+                                Some(expected.to_string().as_bytes()),
+                                new.to_string().as_bytes(),
+                            )
+                            .ok()
+                            .map(|(swapped, _)| OpOutput::Swapped(swapped)),
+                    };
+                    let returned = output.map(|o| (started.elapsed().as_micros() as u64, o));
+                    history.lock().unwrap().push(Operation {
+                        client: client_id,
+                        key,
+                        input,
+                        invoked,
+                        returned,
+                    });
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(700));
+    let (leader, _) = cluster.wait_for_leader(None, LEADER_WAIT).unwrap();
+    cluster.kill(leader);
+    std::thread::sleep(Duration::from_millis(1200));
+    cluster.spawn(leader).unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let history = history.lock().unwrap();
+    let answered = history.iter().filter(|op| op.returned.is_some()).count();
+    assert!(answered > 50, "only {answered} operations completed");
+    assert_eq!(linearizability::check(&history), Verdict::Linearizable);
+}
+
+// ----- bad input on the socket -----
+
+/// Sends `bytes` on a fresh connection and reports whether the member closed it.
+fn closed_after(address: &str, bytes: &[u8]) -> bool {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _ = stream.write_all(bytes);
+    let mut buffer = [0u8; 4096];
+    // Bounded by the read timeout: a member that keeps the connection open fails the test.
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return true,
+            Ok(_) => continue, // a Refused frame before the close
+            Err(error) => return error.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+    }
+}
+
+fn hello(cluster: u64) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    wire::encode(
+        &Frame::Hello {
+            cluster,
+            caller: Caller::Client(99),
+        },
+        &mut bytes,
+    );
+    bytes
+}
+
+#[test]
+fn bad_input_closes_only_the_offending_connection() {
+    let cluster = start(3, "bad-input");
+    cluster.wait_for_leader(None, LEADER_WAIT).unwrap();
+    let address = cluster.address(1).unwrap().to_string();
+    let client = cluster.client().unwrap();
+    client.put(b"alive", b"1").unwrap();
+    assert!(
+        closed_after(&address, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+        "garbage"
+    );
+    let mut oversize = u32::MAX.to_le_bytes().to_vec();
+    oversize.extend_from_slice(&[PROTOCOL_VERSION, 1]);
+    assert!(closed_after(&address, &oversize), "oversize frame");
+    let mut other_version = hello(1);
+    other_version[4] = PROTOCOL_VERSION + 1;
+    assert!(
+        closed_after(&address, &other_version),
+        "another protocol version"
+    );
+    assert!(closed_after(&address, &hello(7)), "another cluster id");
+    // Half-open: connections that never say anything hold no one up.
+    let silent: Vec<TcpStream> = (0..50)
+        .map(|_| TcpStream::connect(&address).unwrap())
+        .collect();
+    // A flood of connections.
+    let flood: Vec<TcpStream> = (0..500)
+        .filter_map(|_| TcpStream::connect(&address).ok())
+        .collect();
+    client.put(b"alive", b"2").unwrap();
+    let (value, _) = client.get(b"alive").unwrap();
+    assert_eq!(value.unwrap().value, b"2");
+    drop((silent, flood));
+    let log = std::fs::read_to_string(cluster.dir().join("node1.log")).unwrap();
+    assert!(
+        log.contains("cluster id 7 does not match"),
+        "the refusal was not logged:\n{log}"
+    );
+}
