@@ -13,14 +13,14 @@ use accord::types::{Entry, EntryKind, HardState, Payload};
 use crate::args::Args;
 
 /// Percentile `p` (0..=100) of `samples` (sorted here), in microseconds.
-fn percentile_us(samples: &mut [f64], p: f64) -> f64 {
+pub fn percentile_us(samples: &mut [f64], p: f64) -> f64 {
     samples.sort_by(|a, b| a.total_cmp(b));
     let rank = ((samples.len() as f64 - 1.0) * p / 100.0).round() as usize;
     samples.get(rank).copied().unwrap_or(0.0) * 1e6
 }
 
 /// Raw cost of durability on this disk: a small write at the end of a file, then fdatasync.
-fn raw_fsync_p50_us(dir: &Path, count: usize) -> Result<f64, String> {
+pub fn raw_fsync_p50_us(dir: &Path, count: usize) -> Result<f64, String> {
     let path = dir.join("fsync-probe");
     let file = OpenOptions::new()
         .create(true)

@@ -2,6 +2,7 @@
 
 mod args;
 mod bench;
+mod bench_local;
 mod bench_wal;
 mod check;
 mod counting_alloc;
@@ -27,7 +28,8 @@ commands:
   kv       read and write keys: get, put, del, range (accord kv --help)
   status   each member's view: role, term, leader, commit and applied index, lag
   sim      run the deterministic simulator over many seeds (accord sim --help)
-  bench    run a benchmark: `accord bench core`, `accord bench wal` (accord bench --help)
+  bench    run a benchmark: `accord bench core`, `accord bench wal`, `accord bench local`
+           (accord bench --help)
   check    verify a data directory as a starting node would (accord check --help)
   crashtest  kill a process writing the WAL at random moments and check nothing acknowledged
            is lost (accord crashtest --help)
