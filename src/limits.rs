@@ -28,7 +28,10 @@ pub const SNAPSHOT_CHUNKS_IN_FLIGHT_MAX: u64 = 4;
 
 /// Size a WAL segment is preallocated to; a new segment starts when the next batch would not
 /// fit.
-pub const WAL_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+///
+/// 8 MiB: recovery reads one segment at a time into memory, so this bounds its memory, and
+/// zero-filling the next one ahead of time stays cheap.
+pub const WAL_SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Largest WAL segment file recovery will read (a single batch larger than a segment makes its
 /// segment grow past the preallocated size, up to this).

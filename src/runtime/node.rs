@@ -847,10 +847,10 @@ impl EventLoop {
         if applied < self.last_snapshot_index + self.config.snapshot_every_entries {
             return Ok(());
         }
-        let data = Payload::from(self.state.encode());
+        let data = self.state.encode();
         self.raft
             .storage_mut()
-            .snapshot_and_compact(applied, data)?;
+            .snapshot_and_compact(applied, &data)?;
         self.last_snapshot_index = applied;
         Ok(())
     }

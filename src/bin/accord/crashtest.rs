@@ -142,7 +142,7 @@ fn run_child(dir: &Path, seed: u64) -> Result<ExitCode, String> {
             // Snapshot and compact now and then, so old segments are deleted too.
             let upto = next - 1;
             storage
-                .snapshot_and_compact(upto, Payload::from_slice(b"crashtest"))
+                .snapshot_and_compact(upto, b"crashtest")
                 .map_err(|e| e.to_string())?;
         }
     }

@@ -67,8 +67,12 @@ pub struct WalStorage {
     dir: DataDir,
     snap_dir: PathBuf,
     wal: Wal,
+    /// The log, hard state and snapshot metadata; snapshot data lives only on disk.
     memory: MemStorage,
     compaction_margin_entries: u64,
+    /// The newest snapshot's data, loaded on demand (to restore the state machine, or while
+    /// the leader streams it to a follower) and dropped at the next compaction.
+    snapshot_cache: std::cell::RefCell<Option<Snapshot>>,
 }
 
 impl WalStorage {
@@ -110,7 +114,7 @@ impl WalStorage {
         let memory = MemStorage::from_parts(
             recovered.hard_state,
             conf,
-            snapshot,
+            metadata_only(&snapshot),
             recovered.base,
             recovered.entries,
         );
@@ -120,6 +124,7 @@ impl WalStorage {
             wal,
             memory,
             compaction_margin_entries: options.compaction_margin_entries,
+            snapshot_cache: std::cell::RefCell::new(Some(snapshot)),
         };
         Ok((storage, report))
     }
@@ -159,9 +164,10 @@ impl WalStorage {
     /// Installs a snapshot received from the leader: writes its file durably, then records in
     /// the WAL that the log restarts after it.
     pub fn apply_snapshot(&mut self, snapshot: Snapshot) -> Result<()> {
-        snapshot_file::save(&self.snap_dir, &snapshot)?;
+        snapshot_file::save(&self.snap_dir, &snapshot.meta, snapshot.data.as_slice())?;
         let (index, term) = (snapshot.meta.index, snapshot.meta.term);
-        self.memory.apply_snapshot(snapshot)?;
+        self.memory.apply_snapshot(metadata_only(&snapshot))?;
+        *self.snapshot_cache.borrow_mut() = None;
         let start = self.segment_start();
         let hard_state = self.memory.hard_state();
         self.wal
@@ -170,26 +176,25 @@ impl WalStorage {
     }
 
     /// Takes a snapshot of the local state machine as of `index` (durable before returning).
-    pub fn create_snapshot(&mut self, index: Index, data: Payload) -> Result<()> {
+    /// The data is written straight to the file: it is never copied and not kept in memory.
+    pub fn create_snapshot(&mut self, index: Index, data: &[u8]) -> Result<()> {
         if index <= self.memory.snapshot()?.meta.index {
             return Ok(());
         }
-        let snapshot = Snapshot {
-            meta: crate::types::SnapshotMeta {
-                index,
-                term: self.memory.term(index)?,
-                conf: self.memory.conf_state().clone(),
-            },
-            data,
+        let meta = crate::types::SnapshotMeta {
+            index,
+            term: self.memory.term(index)?,
+            conf: self.memory.conf_state().clone(),
         };
-        snapshot_file::save(&self.snap_dir, &snapshot)?;
-        self.memory.create_snapshot(index, snapshot.data)?;
+        snapshot_file::save(&self.snap_dir, &meta, data)?;
+        self.memory.create_snapshot(index, Payload::empty())?;
+        *self.snapshot_cache.borrow_mut() = None;
         self.remove_old_snapshots()
     }
 
     /// Takes a snapshot as of `index` and compacts the log behind it, keeping the configured
     /// margin of entries for slow followers.
-    pub fn snapshot_and_compact(&mut self, index: Index, data: Payload) -> Result<()> {
+    pub fn snapshot_and_compact(&mut self, index: Index, data: &[u8]) -> Result<()> {
         self.create_snapshot(index, data)?;
         self.compact(index.saturating_sub(self.compaction_margin_entries))
     }
@@ -198,6 +203,7 @@ impl WalStorage {
     /// entries. A snapshot must cover `index`.
     pub fn compact(&mut self, index: Index) -> Result<()> {
         self.memory.compact(index)?;
+        *self.snapshot_cache.borrow_mut() = None;
         self.wal.remove_segments_through(index)
     }
 
@@ -261,7 +267,20 @@ impl Storage for WalStorage {
     }
 
     fn snapshot(&self) -> Result<Snapshot> {
-        self.memory.snapshot()
+        let meta = self.memory.snapshot()?.meta;
+        if meta.index == 0 {
+            return Ok(Snapshot::default());
+        }
+        let mut cache = self.snapshot_cache.borrow_mut();
+        if let Some(cached) = cache.as_ref().filter(|s| s.meta.index == meta.index) {
+            return Ok(cached.clone());
+        }
+        let path = self
+            .snap_dir
+            .join(snapshot_file::file_name(meta.index, meta.term));
+        let loaded = snapshot_file::load(&path)?;
+        *cache = Some(loaded.clone());
+        Ok(loaded)
     }
 }
 
@@ -289,6 +308,14 @@ pub(crate) fn list_files(dir: &Path, suffix: &str, max: usize) -> Result<Vec<(St
         }
     }
     Ok(found)
+}
+
+/// The snapshot without its data (which stays on disk).
+fn metadata_only(snapshot: &Snapshot) -> Snapshot {
+    Snapshot {
+        meta: snapshot.meta.clone(),
+        data: Payload::empty(),
+    }
 }
 
 /// Fsyncs a directory, so that files created, renamed or removed in it survive a crash.

@@ -23,8 +23,16 @@ const SUFFIX: &str = ".snap";
 
 /// Encodes a snapshot file's whole contents.
 pub fn encode(snapshot: &Snapshot) -> Vec<u8> {
-    let meta = &snapshot.meta;
-    let mut out = Vec::with_capacity(snapshot.data.len() + 128);
+    let mut out = header(&snapshot.meta, snapshot.data.len());
+    out.extend_from_slice(snapshot.data.as_slice());
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Everything before the data: magic, version, metadata and the data length.
+fn header(meta: &SnapshotMeta, data_bytes: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
     out.extend_from_slice(&meta.index.to_le_bytes());
@@ -35,10 +43,7 @@ pub fn encode(snapshot: &Snapshot) -> Vec<u8> {
             out.extend_from_slice(&id.to_le_bytes());
         }
     }
-    out.extend_from_slice(&(snapshot.data.len() as u64).to_le_bytes());
-    out.extend_from_slice(snapshot.data.as_slice());
-    let crc = crc32c::crc32c(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&(data_bytes as u64).to_le_bytes());
     out
 }
 
@@ -95,14 +100,18 @@ pub fn file_name(index: Index, term: Term) -> String {
 }
 
 /// Writes `snapshot` durably into `dir` (temp file, fsync, rename, directory fsync).
-pub fn save(dir: &Path, snapshot: &Snapshot) -> Result<PathBuf> {
-    let name = file_name(snapshot.meta.index, snapshot.meta.term);
+pub fn save(dir: &Path, meta: &SnapshotMeta, data: &[u8]) -> Result<PathBuf> {
+    let name = file_name(meta.index, meta.term);
     let path = dir.join(&name);
     let temp = dir.join(format!("{name}.tmp"));
-    let bytes = encode(snapshot);
+    // Written piece by piece, so the data is never copied into a second buffer.
+    let header = header(meta, data.len());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&header), data);
     let write = || -> std::io::Result<()> {
         let mut file = fs::File::create(&temp)?;
-        file.write_all(&bytes)?;
+        file.write_all(&header)?;
+        file.write_all(data)?;
+        file.write_all(&crc.to_le_bytes())?;
         file.sync_all()?;
         fs::rename(&temp, &path)?;
         super::sync_dir(dir)
