@@ -112,9 +112,7 @@ fn snapshots_and_compaction_survive_reopen_and_delete_old_segments() {
     let path = populated("compact");
     let mut storage = open(&path, 1024).unwrap();
     let before = storage.segment_count();
-    storage
-        .create_snapshot(25, b"state at 25")
-        .unwrap();
+    storage.create_snapshot(25, b"state at 25").unwrap();
     storage.compact(20).unwrap();
     assert!(storage.segment_count() < before, "no segment was deleted");
     drop(storage);

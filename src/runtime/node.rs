@@ -785,8 +785,14 @@ impl EventLoop {
     }
 
     fn process_ready(&mut self, mut ready: Ready) -> Result<()> {
+        let sends = !ready.messages.is_empty();
         for message in std::mem::take(&mut ready.messages) {
             self.send_raft(message);
+        }
+        if sends && ready.needs_persist() {
+            // Put the appends on the wire before our own fdatasync, so the followers' syncs
+            // run while ours does (the leader counts itself only after its sync anyway).
+            self.flush_all();
         }
         let marker = ready.persisted_marker();
         if let Some(snapshot) = ready.snapshot.take() {

@@ -73,6 +73,8 @@ pub struct WalStorage {
     /// The newest snapshot's data, loaded on demand (to restore the state machine, or while
     /// the leader streams it to a follower) and dropped at the next compaction.
     snapshot_cache: std::cell::RefCell<Option<Snapshot>>,
+    /// The hard state last written to the WAL (the in-memory one may have a newer commit).
+    durable_hard_state: HardState,
 }
 
 impl WalStorage {
@@ -125,6 +127,7 @@ impl WalStorage {
             memory,
             compaction_margin_entries: options.compaction_margin_entries,
             snapshot_cache: std::cell::RefCell::new(Some(snapshot)),
+            durable_hard_state: recovered.hard_state,
         };
         Ok((storage, report))
     }
@@ -137,7 +140,9 @@ impl WalStorage {
     fn segment_start(&self) -> SegmentStart {
         let snapshot_base = self.memory.snapshot().unwrap_or_default().meta;
         SegmentStart {
-            hard_state: self.memory.hard_state(),
+            // Only what is already durable: a segment header is synced before the batch that
+            // follows it, so it must not claim a commit index beyond the durable log.
+            hard_state: self.durable_hard_state,
             base: (snapshot_base.index, snapshot_base.term),
             next_index: self.memory.last_index() + 1,
         }
@@ -145,11 +150,26 @@ impl WalStorage {
 
     /// Makes `entries` and `hard_state` durable with one fdatasync (group commit), then holds
     /// them in memory. Entries may overwrite a conflicting suffix.
+    ///
+    /// A hard state that differs from the durable one only in its commit index is kept in
+    /// memory and written with the next batch instead: losing it in a crash is harmless (the
+    /// commit index is learned again from the leader), and it saves an fdatasync on the path
+    /// of every acknowledged write. Every written batch is still synced before the next one
+    /// is written, which recovery relies on to tell a torn tail from corruption.
     pub fn append(&mut self, entries: &[Entry], hard_state: Option<HardState>) -> Result<()> {
-        let mut start = self.segment_start();
-        if let Some(hard_state) = hard_state {
-            start.hard_state = hard_state;
+        let durable = self.durable_hard_state;
+        let commit_only =
+            hard_state.is_some_and(|h| h.term == durable.term && h.vote == durable.vote);
+        if entries.is_empty() && commit_only {
+            if let Some(hard_state) = hard_state {
+                self.memory.set_hard_state(hard_state);
+            }
+            return Ok(());
         }
+        // Anything deferred goes out with this batch.
+        let hard_state = hard_state
+            .or_else(|| (self.memory.hard_state() != durable).then(|| self.memory.hard_state()));
+        let mut start = self.segment_start();
         if let Some(last) = entries.last() {
             start.next_index = last.index + 1;
         }
@@ -157,6 +177,7 @@ impl WalStorage {
         self.memory.append(entries)?;
         if let Some(hard_state) = hard_state {
             self.memory.set_hard_state(hard_state);
+            self.durable_hard_state = hard_state;
         }
         Ok(())
     }
@@ -172,6 +193,7 @@ impl WalStorage {
         let hard_state = self.memory.hard_state();
         self.wal
             .append_snapshot_base(index, term, hard_state, &start)?;
+        self.durable_hard_state = hard_state;
         self.remove_old_snapshots()
     }
 
