@@ -2,6 +2,7 @@
 //! torn-tail repair, and one test per class of corruption showing the operator's message.
 
 use std::fs;
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -370,5 +371,20 @@ fn a_zeroed_batch_followed_by_durable_batches_is_corruption() {
     };
     println!("zeroed-batch: {message}");
     assert!(message.contains("zeroed records followed by later, durable batches"));
+    fs::remove_dir_all(&path).unwrap();
+}
+
+#[test]
+fn a_streamed_snapshot_is_checked_for_its_announced_length() {
+    let path = populated("streamed");
+    let mut storage = open(&path, 1024).unwrap();
+    let wrong = storage.snapshot_and_compact_streamed(20, 10, |w| w.write_all(b"short"));
+    assert!(wrong.is_err(), "a short stream was accepted");
+    storage
+        .snapshot_and_compact_streamed(20, 5, |w| w.write_all(b"state"))
+        .unwrap();
+    drop(storage);
+    let storage = open(&path, 1024).unwrap();
+    assert_eq!(storage.snapshot().unwrap().data.as_slice(), b"state");
     fs::remove_dir_all(&path).unwrap();
 }

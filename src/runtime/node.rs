@@ -853,12 +853,27 @@ impl EventLoop {
         if applied < self.last_snapshot_index + self.config.snapshot_every_entries {
             return Ok(());
         }
-        let data = self.state.encode();
-        self.raft
-            .storage_mut()
-            .snapshot_and_compact(applied, &data)?;
+        let state = &self.state;
+        self.raft.storage_mut().snapshot_and_compact_streamed(
+            applied,
+            state.encoded_len(),
+            |writer| state.encode_into(&mut WriteRef(writer)),
+        )?;
         self.last_snapshot_index = applied;
         Ok(())
+    }
+}
+
+/// Adapts a `&mut dyn Write` to the `impl Write` the state machine's encoder takes.
+struct WriteRef<'a>(&'a mut dyn std::io::Write);
+
+impl std::io::Write for WriteRef<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
     }
 }
 

@@ -133,7 +133,8 @@ pub fn main(mut args: Args) -> Result<ExitCode, String> {
     })?;
     print("get-serializable", &m, floor_us, "");
     failover(&mut cluster, trials, floor_us, election_timeout_ms_max)?;
-    rss(&cluster, &endpoints, &value)?;
+    drop(cluster);
+    rss(&binary, &value)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -172,10 +173,15 @@ fn failover(
     Ok(())
 }
 
-/// Loads 100,000 keys of 256 B and reports each member's peak resident memory.
-fn rss(cluster: &LocalCluster, endpoints: &[String], value: &Arc<Vec<u8>>) -> Result<(), String> {
+/// Loads 100,000 keys of 256 B into a fresh cluster and reports each member's peak resident
+/// memory.
+fn rss(binary: &std::path::Path, value: &Arc<Vec<u8>>) -> Result<(), String> {
+    let fail = |e: accord::Error| e.to_string();
+    let cluster = LocalCluster::start(binary, 3, "bench-rss", &[]).map_err(fail)?;
+    cluster.wait_for_leader(None, Duration::from_secs(10)).map_err(fail)?;
+    let endpoints = cluster.endpoints();
     let value = value.clone();
-    run_workload(endpoints, 64, 100_000, move |c, n| {
+    run_workload(&endpoints, 64, 100_000, move |c, n| {
         c.put(format!("rss/{n:07}").as_bytes(), &value).map(|_| ())
     })?;
     let peaks: Vec<String> = cluster

@@ -271,7 +271,26 @@ impl StateMachine {
 
     /// Encodes the whole state (the snapshot of this state machine).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.encoded_len());
+        let _ = self.encode_into(&mut out); // writing to a Vec cannot fail
+        out
+    }
+
+    /// Bytes [`StateMachine::encode`] produces, computed without encoding.
+    pub fn encoded_len(&self) -> usize {
+        let keys: usize = self
+            .data
+            .iter()
+            .map(|(key, stored)| 8 + key.len() + stored.value.len() + 24)
+            .sum();
+        let outcome_bytes = 10;
+        1 + 24 + keys + 8 + self.clients.len() * (24 + outcome_bytes)
+    }
+
+    /// Streams the encoding into `writer`, a key at a time (no copy of the whole state is
+    /// ever held in memory).
+    pub fn encode_into(&self, writer: &mut impl std::io::Write) -> std::io::Result<()> {
+        let mut out = Vec::with_capacity(4096);
         out.put_u8(1); // snapshot encoding version
         out.put_u64(self.revision);
         out.put_u64(self.applied_index);
@@ -282,6 +301,10 @@ impl StateMachine {
             out.put_u64(stored.create_revision);
             out.put_u64(stored.mod_revision);
             out.put_u64(stored.version);
+            if out.len() >= 64 * 1024 {
+                writer.write_all(&out)?;
+                out.clear();
+            }
         }
         out.put_u64(self.clients.len() as u64);
         for (client, record) in &self.clients {
@@ -289,8 +312,12 @@ impl StateMachine {
             out.put_u64(record.sequence);
             out.put_u64(record.last_active);
             record.outcome.encode(&mut out);
+            if out.len() >= 64 * 1024 {
+                writer.write_all(&out)?;
+                out.clear();
+            }
         }
-        out
+        writer.write_all(&out)
     }
 
     /// Decodes what [`StateMachine::encode`] wrote.
@@ -465,6 +492,7 @@ mod tests {
         assert_eq!(state.applied_index(), 2);
         let restored = StateMachine::decode(&state.encode()).unwrap();
         assert_eq!(restored, state);
+        assert_eq!(state.encode().len(), state.encoded_len());
         let encoded = state.encode();
         for cut in 0..encoded.len() {
             assert!(StateMachine::decode(&encoded[..cut]).is_err());

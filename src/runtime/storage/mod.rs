@@ -221,6 +221,28 @@ impl WalStorage {
         self.compact(index.saturating_sub(self.compaction_margin_entries))
     }
 
+    /// Like [`WalStorage::snapshot_and_compact`], with the state machine streaming exactly
+    /// `data_bytes` bytes into the file (so no encoded copy of the state is held in memory).
+    pub fn snapshot_and_compact_streamed(
+        &mut self,
+        index: Index,
+        data_bytes: usize,
+        write_data: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+    ) -> Result<()> {
+        if index > self.memory.snapshot()?.meta.index {
+            let meta = crate::types::SnapshotMeta {
+                index,
+                term: self.memory.term(index)?,
+                conf: self.memory.conf_state().clone(),
+            };
+            snapshot_file::save_streamed(&self.snap_dir, &meta, data_bytes, write_data)?;
+            self.memory.create_snapshot(index, Payload::empty())?;
+            *self.snapshot_cache.borrow_mut() = None;
+            self.remove_old_snapshots()?;
+        }
+        self.compact(index.saturating_sub(self.compaction_margin_entries))
+    }
+
     /// Drops entries through `index` from memory and deletes WAL segments that hold only such
     /// entries. A snapshot must cover `index`.
     pub fn compact(&mut self, index: Index) -> Result<()> {

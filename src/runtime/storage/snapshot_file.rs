@@ -120,6 +120,62 @@ pub fn save(dir: &Path, meta: &SnapshotMeta, data: &[u8]) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// Writes a snapshot durably like [`save`], with the data streamed by `write_data`, which
+/// must write exactly `data_bytes` bytes (it is checked).
+pub fn save_streamed(
+    dir: &Path,
+    meta: &SnapshotMeta,
+    data_bytes: usize,
+    write_data: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<PathBuf> {
+    /// Counts and checksums what passes through it.
+    struct Checksummed<W> {
+        inner: W,
+        crc: u32,
+        bytes: usize,
+    }
+    impl<W: Write> Write for Checksummed<W> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let written = self.inner.write(buf)?;
+            self.crc = crc32c::crc32c_append(self.crc, &buf[..written]);
+            self.bytes += written;
+            Ok(written)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.inner.flush()
+        }
+    }
+    let name = file_name(meta.index, meta.term);
+    let path = dir.join(&name);
+    let temp = dir.join(format!("{name}.tmp"));
+    let header = header(meta, data_bytes);
+    let write = || -> std::io::Result<()> {
+        let file = fs::File::create(&temp)?;
+        let mut out = Checksummed {
+            inner: std::io::BufWriter::with_capacity(256 * 1024, file),
+            crc: crc32c::crc32c(&header),
+            bytes: 0,
+        };
+        out.inner.write_all(&header)?;
+        write_data(&mut out)?;
+        if out.bytes != data_bytes {
+            return Err(std::io::Error::other(format!(
+                "the state machine wrote {} bytes, announced {data_bytes}",
+                out.bytes
+            )));
+        }
+        let crc = out.crc;
+        let mut inner = out.inner;
+        inner.write_all(&crc.to_le_bytes())?;
+        let file = inner.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        fs::rename(&temp, &path)?;
+        super::sync_dir(dir)
+    };
+    write().map_err(|e| Error::io(format!("writing snapshot {}", path.display()), &e))?;
+    Ok(path)
+}
+
 /// Snapshot files in `dir`, oldest first, as (index, path). Leftover temp files are removed.
 pub fn list(dir: &Path) -> Result<Vec<(Index, PathBuf)>> {
     let mut found = Vec::new();
