@@ -57,6 +57,8 @@ struct Inner {
     next_sequence: u64,
     next_request: u64,
     received: Vec<u8>,
+    /// The read timeout currently set on the socket.
+    read_timeout: Option<Duration>,
 }
 
 impl Client {
@@ -76,6 +78,7 @@ impl Client {
                 next_sequence: 1,
                 next_request: 1,
                 received: Vec::new(),
+                read_timeout: None,
             }),
         })
     }
@@ -277,14 +280,8 @@ impl Client {
         }
         let request = inner.next_request;
         inner.next_request += 1;
-        let mut bytes = Vec::new();
-        wire::encode(
-            &Frame::Request {
-                id: request,
-                op: op.clone(),
-            },
-            &mut bytes,
-        );
+        let mut bytes = Vec::with_capacity(64);
+        wire::encode_request(request, op, &mut bytes);
         let (stream, address) = inner.connection.as_mut().expect("connected above");
         let address = address.clone();
         stream
@@ -333,6 +330,7 @@ impl Client {
             .write_all(&hello)
             .map_err(|e| Error::io(format!("greeting {address}"), &e))?;
         inner.received.clear();
+        inner.read_timeout = None;
         inner.connection = Some((stream, address.clone()));
         match read_frame(inner, deadline)? {
             Frame::Welcome { .. } => Ok(()),
@@ -368,9 +366,17 @@ fn read_frame(inner: &mut Inner, deadline: Instant) -> Result<Frame> {
         if left.is_zero() {
             return Err(Error::Busy("the member did not answer within the timeout"));
         }
-        stream
-            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-            .map_err(|e| Error::io("setting a read timeout", &e))?;
+        // One system call per change of timeout, not per read.
+        let timeout = left.max(Duration::from_millis(1)).min(ATTEMPT_TIMEOUT);
+        if inner.read_timeout.is_none_or(|t| {
+            t > timeout + Duration::from_millis(100)
+                || t < timeout.saturating_sub(Duration::from_millis(500))
+        }) {
+            stream
+                .set_read_timeout(Some(timeout))
+                .map_err(|e| Error::io("setting a read timeout", &e))?;
+            inner.read_timeout = Some(timeout);
+        }
         match stream.read(&mut chunk) {
             Ok(0) => return Err(Error::io(format!("reading from {address}"), &closed())),
             Ok(count) => inner.received.extend_from_slice(&chunk[..count]),

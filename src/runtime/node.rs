@@ -848,9 +848,17 @@ impl EventLoop {
         self.confirmed_reads = waiting;
     }
 
+    /// Takes a snapshot once enough entries were applied since the last one: at least
+    /// `snapshot_every_entries`, and at least half as many as the state holds keys, so that
+    /// writing snapshots costs at most about two bytes per byte written by clients however
+    /// large the state grows, while the log kept in memory stays below half the state.
     fn maybe_snapshot(&mut self) -> Result<()> {
         let applied = self.state.applied_index();
-        if applied < self.last_snapshot_index + self.config.snapshot_every_entries {
+        let every = self
+            .config
+            .snapshot_every_entries
+            .max(self.state.len() as u64 / 2);
+        if applied < self.last_snapshot_index + every {
             return Ok(());
         }
         let state = &self.state;

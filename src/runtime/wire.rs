@@ -149,6 +149,19 @@ const KIND_RAFT: u8 = 4;
 const KIND_REQUEST: u8 = 5;
 const KIND_REPLY: u8 = 6;
 
+/// Appends a client request frame to `out` without building a [`Frame`] (no copy of the
+/// operation).
+pub fn encode_request(id: u64, op: &ClientOp, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; 4]);
+    out.put_u8(PROTOCOL_VERSION);
+    out.put_u8(KIND_REQUEST);
+    out.put_u64(id);
+    encode_op(op, out);
+    let length = (out.len() - start - 4) as u32;
+    out[start..start + 4].copy_from_slice(&length.to_le_bytes());
+}
+
 /// Appends the frame's encoding to `out`.
 pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
     let start = out.len();
@@ -178,9 +191,9 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             encode_message(message, out);
         }
         Frame::Request { id, op } => {
-            out.put_u8(KIND_REQUEST);
-            out.put_u64(*id);
-            encode_op(op, out);
+            out.truncate(start);
+            encode_request(*id, op, out);
+            return;
         }
         Frame::Reply { id, reply } => {
             out.put_u8(KIND_REPLY);

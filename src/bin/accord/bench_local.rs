@@ -86,6 +86,8 @@ fn peak_rss_mib(pid: u32) -> Option<f64> {
 
 pub fn main(mut args: Args) -> Result<ExitCode, String> {
     let trials: u32 = args.get("failover-trials", 20)?;
+    let server_args: String = args.get("server-args", String::new())?;
+    let server_args: Vec<&str> = server_args.split_whitespace().collect();
     let scale: u64 = args.get("scale", 1)?;
     args.finish_keeping_words()?;
     if !(1..=1000).contains(&trials) || !(1..=100).contains(&scale) {
@@ -93,7 +95,7 @@ pub fn main(mut args: Args) -> Result<ExitCode, String> {
     }
     let binary = std::env::current_exe().map_err(|e| e.to_string())?;
     let fail = |e: accord::Error| e.to_string();
-    let mut cluster = LocalCluster::start(&binary, 3, "bench", &[]).map_err(fail)?;
+    let mut cluster = LocalCluster::start(&binary, 3, "bench", &server_args).map_err(fail)?;
     let election_timeout_ms_max = 2 * 10 * 50; // [10, 20) ticks of 50 ms
     let (leader, _) = cluster
         .wait_for_leader(None, Duration::from_secs(10))
@@ -178,7 +180,9 @@ fn failover(
 fn rss(binary: &std::path::Path, value: &Arc<Vec<u8>>) -> Result<(), String> {
     let fail = |e: accord::Error| e.to_string();
     let cluster = LocalCluster::start(binary, 3, "bench-rss", &[]).map_err(fail)?;
-    cluster.wait_for_leader(None, Duration::from_secs(10)).map_err(fail)?;
+    cluster
+        .wait_for_leader(None, Duration::from_secs(10))
+        .map_err(fail)?;
     let endpoints = cluster.endpoints();
     let value = value.clone();
     run_workload(&endpoints, 64, 100_000, move |c, n| {

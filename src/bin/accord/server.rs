@@ -19,6 +19,8 @@ options:
   --cluster-id N       cluster identity; connections from other clusters are refused (default 1)
   --tick-ms N          length of a Raft tick (default 50)
   --election-ticks N   election timeout in ticks, drawn from [N, 2N) (default 10)
+  --snapshot-entries N take a snapshot (and compact the log) every N applied entries
+                       (default 10000)
   --rejoin             the data directory was re-created empty after damage: replicate, but
                        neither vote nor count toward quorums until re-added as a voter
 
@@ -62,6 +64,7 @@ pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
     let tick_ms: u64 = args.get("tick-ms", 50)?;
     let election_ticks: u32 = args.get("election-ticks", 10)?;
     let rejoin = args.flag("rejoin");
+    let snapshot_entries: u64 = args.get("snapshot-entries", 10_000)?;
     args.finish()?;
     let mut members = parse_members(&peers)?;
     if members.insert(id, listen).is_some() {
@@ -72,6 +75,7 @@ pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
     config.tick = Duration::from_millis(tick_ms);
     config.election_ticks = election_ticks;
     config.rejoin = rejoin;
+    config.snapshot_every_entries = snapshot_entries.max(1);
     let node = match Node::start(config) {
         Ok(node) => node,
         Err(error) => {
