@@ -2,7 +2,6 @@
 //! torn-tail repair, and one test per class of corruption showing the operator's message.
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
