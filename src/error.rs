@@ -64,6 +64,8 @@ pub enum Error {
     },
     /// Storage failed earlier (a write or fsync error); the node stops acknowledging anything.
     StorageFailed(String),
+    /// The call was cancelled from another thread (through its cancel handle).
+    Cancelled,
     /// Raised when a term-dependent request arrives for a stale term.
     StaleTerm {
         /// The term in the request.
@@ -107,6 +109,7 @@ impl fmt::Display for Error {
                 "data directory {dir} is locked by another process (pid {holder}); stop it or \
                  use another directory"
             ),
+            Error::Cancelled => write!(f, "the call was cancelled"),
             Error::StorageFailed(why) => write!(
                 f,
                 "storage failed earlier ({why}); this node no longer acknowledges writes"

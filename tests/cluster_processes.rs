@@ -277,3 +277,41 @@ fn bad_input_closes_only_the_offending_connection() {
         "the refusal was not logged:\n{log}"
     );
 }
+
+#[test]
+fn a_blocked_call_is_cancelled_from_another_thread() {
+    let cluster = start(3, "cancel");
+    cluster.wait_for_leader(None, LEADER_WAIT).unwrap();
+    let config = ClientConfig {
+        timeout: Duration::from_secs(60),
+        ..ClientConfig::new(cluster.endpoints())
+    };
+    let client = Arc::new(Client::connect(config).unwrap());
+    client.put(b"before", b"1").unwrap();
+    for id in cluster.ids() {
+        cluster.signal(id, libc::SIGSTOP); // nobody answers now
+    }
+    let handle = client.cancel_handle();
+    let blocked = {
+        let client = client.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            (client.put(b"during", b"2"), started.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    handle.cancel();
+    let (result, waited) = blocked.join().unwrap();
+    assert!(
+        matches!(result, Err(accord::Error::Cancelled)),
+        "{result:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(5),
+        "cancellation took {waited:?}"
+    );
+    for id in cluster.ids() {
+        cluster.signal(id, libc::SIGCONT);
+    }
+    client.put(b"after", b"3").unwrap();
+}

@@ -9,6 +9,9 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use parking_lot::Mutex;
 
 use crate::core::state::{Command, Condition, KeyValue, Op, Outcome, Request};
@@ -47,6 +50,33 @@ pub struct Client {
     config: ClientConfig,
     id: u64,
     inner: Mutex<Inner>,
+    cancel: Arc<CancelState>,
+}
+
+/// What a [`CancelHandle`] shares with its client.
+#[derive(Default)]
+struct CancelState {
+    /// Incremented by every `cancel()`; a call in progress that sees it move stops.
+    generation: AtomicU64,
+    /// A clone of the socket the current call waits on, to wake a blocked read.
+    socket: Mutex<Option<TcpStream>>,
+}
+
+/// Cancels the call a [`Client`] is making, from any thread: the call returns
+/// [`Error::Cancelled`] at once (a write it had sent may still be applied, exactly once).
+#[derive(Clone)]
+pub struct CancelHandle {
+    state: Arc<CancelState>,
+}
+
+impl CancelHandle {
+    /// Cancels the call in progress, if any. Later calls are not affected.
+    pub fn cancel(&self) {
+        self.state.generation.fetch_add(1, Ordering::SeqCst);
+        if let Some(socket) = self.state.socket.lock().as_ref() {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }
+    }
 }
 
 struct Inner {
@@ -80,7 +110,15 @@ impl Client {
                 received: Vec::new(),
                 read_timeout: None,
             }),
+            cancel: Arc::new(CancelState::default()),
         })
+    }
+
+    /// A handle that cancels this client's call in progress from another thread.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        CancelHandle {
+            state: self.cancel.clone(),
+        }
     }
 
     /// Sets `key` to `value`; returns the revision of the write.
@@ -232,12 +270,23 @@ impl Client {
     fn call(&self, op: ClientOp) -> Result<ClientReply> {
         let deadline = Instant::now() + self.config.timeout;
         let mut inner = self.inner.lock();
+        let generation = self.cancel.generation.load(Ordering::SeqCst);
+        let cancelled = || self.cancel.generation.load(Ordering::SeqCst) != generation;
         let mut last_error = Error::NotLeader { leader: None };
         let mut pause = Duration::from_millis(20);
         // Bounded by the deadline.
         while Instant::now() < deadline {
+            if cancelled() {
+                inner.connection = None; // its state is unknown after a shutdown
+                return Err(Error::Cancelled);
+            }
             let attempt_deadline = deadline.min(Instant::now() + ATTEMPT_TIMEOUT);
-            match self.attempt(&mut inner, &op, attempt_deadline) {
+            let result = self.attempt(&mut inner, &op, attempt_deadline);
+            if cancelled() {
+                inner.connection = None;
+                return Err(Error::Cancelled);
+            }
+            match result {
                 Ok(ClientReply::NotLeader { address, leader }) => {
                     inner.connection = None;
                     inner.preferred = (!address.is_empty()).then_some(address);
@@ -331,6 +380,7 @@ impl Client {
             .map_err(|e| Error::io(format!("greeting {address}"), &e))?;
         inner.received.clear();
         inner.read_timeout = None;
+        *self.cancel.socket.lock() = stream.try_clone().ok();
         inner.connection = Some((stream, address.clone()));
         match read_frame(inner, deadline)? {
             Frame::Welcome { .. } => Ok(()),

@@ -7,5 +7,5 @@ mod node;
 pub use crate::core::state::{Compare, Condition, KeyValue, Op};
 pub use crate::runtime::node::NodeConfig;
 pub use crate::runtime::wire::Status;
-pub use client::{Client, ClientConfig};
+pub use client::{CancelHandle, Client, ClientConfig};
 pub use node::Node;

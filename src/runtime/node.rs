@@ -377,15 +377,21 @@ impl EventLoop {
         };
         let _ = self.poll.registry().deregister(&mut connection.stream);
         self.free_slots.push(slot);
+        let mut repeated_failure = false;
         if let Peer::OutboundMember(id) = connection.peer {
             if let Some(link) = self.links.get_mut(&id) {
+                // Log a member going away once, not on every reconnection attempt.
+                repeated_failure = link.backoff > RECONNECT_BACKOFF_MIN;
                 link.slot = None;
                 link.backoff = (link.backoff * 2).min(RECONNECT_BACKOFF_MAX);
                 let jitter = Duration::from_millis(self.jitter % 50);
                 link.next_attempt = Instant::now() + link.backoff + jitter;
             }
         }
-        if !matches!(connection.peer, Peer::Client(_)) && why != "closed by the other end" {
+        if !matches!(connection.peer, Peer::Client(_))
+            && why != "closed by the other end"
+            && !repeated_failure
+        {
             log(
                 self.config.id,
                 format!("closed connection ({:?}): {why}", connection.peer),

@@ -12,8 +12,15 @@ use crate::args::Args;
 
 const HELP: &str = "\
 usage: accord server --id N --listen ADDR --peers ID=ADDR[,ID=ADDR...] --data-dir DIR [options]
+       accord server --config FILE [options]
 
 Runs one member. Members and clients connect to ADDR. --peers lists the other members.
+--config reads the same settings from a TOML file (options given on the command line win):
+    id = 1
+    listen = \"127.0.0.1:7101\"
+    peers = \"2=127.0.0.1:7102,3=127.0.0.1:7103\"
+    data_dir = \"/var/lib/accord\"
+    # cluster_id, tick_ms, election_ticks, snapshot_entries, rejoin = true|false
 
 options:
   --cluster-id N       cluster identity; connections from other clusters are refused (default 1)
@@ -50,11 +57,72 @@ pub fn parse_members(text: &str) -> Result<BTreeMap<u64, SocketAddr>, String> {
     Ok(members)
 }
 
+/// Reads a flat TOML file of `key = value` lines (strings quoted, numbers, booleans) into
+/// command-line form (`--key value`), so the file and the flags share one parser.
+fn config_file_arguments(path: &str) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("reading {path}: {e}"))?;
+    let mut arguments = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let (key, value) = line
+            .split_once('=')
+            .ok_or_else(|| format!("{path}:{}: expected key = value", number + 1))?;
+        let key = key.trim().replace('_', "-");
+        let value = value.trim();
+        let value = match value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+            Some(unquoted) => unquoted.to_string(),
+            None => value.to_string(),
+        };
+        match (key.as_str(), value.as_str()) {
+            ("rejoin", "true") => arguments.push("--rejoin".to_string()),
+            ("rejoin", "false") => {}
+            ("rejoin", other) => {
+                return Err(format!(
+                    "{path}:{}: rejoin must be true or false, not {other}",
+                    number + 1
+                ))
+            }
+            (
+                "id" | "listen" | "peers" | "data-dir" | "cluster-id" | "tick-ms"
+                | "election-ticks" | "snapshot-entries",
+                _,
+            ) => {
+                arguments.push(format!("--{key}"));
+                arguments.push(value);
+            }
+            _ => return Err(format!("{path}:{}: unknown setting '{key}'", number + 1)),
+        }
+    }
+    Ok(arguments)
+}
+
 pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
-    let mut args = Args::parse(arguments, &["help", "rejoin"])?;
+    let mut args = Args::parse(arguments.clone(), &["help", "rejoin"])?;
     if args.flag("help") {
         print!("{HELP}");
         return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(path) = args.get_opt::<String>("config")? {
+        // Settings from the file first; flags given on the command line replace them.
+        let mut merged = config_file_arguments(&path)?;
+        let mut flags = arguments.into_iter().peekable();
+        while let Some(flag) = flags.next() {
+            if flag == "--config" {
+                flags.next();
+                continue;
+            }
+            if let Some(name) = flag.strip_prefix("--") {
+                if let Some(position) = merged.iter().position(|m| m == &flag) {
+                    let takes_value = name != "rejoin";
+                    merged.drain(position..position + 1 + takes_value as usize);
+                }
+            }
+            merged.push(flag);
+        }
+        args = Args::parse(merged, &["help", "rejoin"])?;
     }
     let id: u64 = args.get_opt("id")?.ok_or("--id is required")?;
     let listen: SocketAddr = args.get_opt("listen")?.ok_or("--listen is required")?;
