@@ -23,6 +23,10 @@ use crate::runtime::wire::{self, Caller, ClientOp, ClientReply, Decoded, Frame, 
 /// retried elsewhere keeps its sequence number, so it is still applied once.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Longest pause between two attempts while no leader is known: short, because an election
+/// takes a few hundred milliseconds and the first write after it should not wait much longer.
+const RETRY_PAUSE_MAX: Duration = Duration::from_millis(50);
+
 /// How a client connects.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
@@ -295,14 +299,14 @@ impl Client {
                     };
                     if leader == 0 {
                         std::thread::sleep(pause);
-                        pause = (pause * 2).min(Duration::from_millis(500));
+                        pause = (pause * 2).min(RETRY_PAUSE_MAX);
                     }
                 }
                 Ok(ClientReply::Failed(why)) if why.contains("retry") => {
                     last_error = Error::Busy("cluster");
                     inner.connection = None;
                     std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(500));
+                    pause = (pause * 2).min(RETRY_PAUSE_MAX);
                     let _ = why;
                 }
                 Ok(ClientReply::Failed(why)) => return Err(Error::InvalidConfig(why)),
@@ -311,7 +315,7 @@ impl Client {
                     inner.connection = None;
                     last_error = error;
                     std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(500));
+                    pause = (pause * 2).min(RETRY_PAUSE_MAX);
                 }
             }
         }
