@@ -16,6 +16,7 @@ use parking_lot::Mutex;
 
 use crate::core::state::{Command, Condition, KeyValue, Op, Outcome, Request};
 use crate::error::{Error, Result};
+use crate::runtime::node::LoopHandle;
 use crate::runtime::wire::{self, Caller, ClientOp, ClientReply, Decoded, Frame, Status};
 
 /// Longest one attempt waits for a member's answer before the client tries another member
@@ -55,6 +56,8 @@ pub struct Client {
     id: u64,
     inner: Mutex<Inner>,
     cancel: Arc<CancelState>,
+    /// The member in this process, reached through its event loop's channel (no socket).
+    local: Option<LoopHandle>,
 }
 
 /// What a [`CancelHandle`] shares with its client.
@@ -93,6 +96,8 @@ struct Inner {
     received: Vec<u8>,
     /// The read timeout currently set on the socket.
     read_timeout: Option<Duration>,
+    /// The local member redirected us to the leader: use the network until that fails.
+    local_redirected: bool,
 }
 
 impl Client {
@@ -113,9 +118,19 @@ impl Client {
                 next_request: 1,
                 received: Vec::new(),
                 read_timeout: None,
+                local_redirected: false,
             }),
             cancel: Arc::new(CancelState::default()),
+            local: None,
         })
+    }
+
+    /// A client of the member running in this process: requests go straight to its event
+    /// loop; when it is not the leader, the client follows the leader over the network.
+    pub fn connect_local(config: ClientConfig, local: LoopHandle) -> Result<Client> {
+        let mut client = Client::connect(config)?;
+        client.local = Some(local);
+        Ok(client)
     }
 
     /// A handle that cancels this client's call in progress from another thread.
@@ -313,6 +328,7 @@ impl Client {
                 Ok(reply) => return Ok(reply),
                 Err(error) => {
                     inner.connection = None;
+                    inner.local_redirected = false; // the leader may be us again
                     last_error = error;
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(RETRY_PAUSE_MAX);
@@ -328,6 +344,15 @@ impl Client {
     }
 
     fn attempt(&self, inner: &mut Inner, op: &ClientOp, deadline: Instant) -> Result<ClientReply> {
+        if let Some(local) = &self.local {
+            if !inner.local_redirected && inner.preferred.is_none() {
+                let reply = local.request(op.clone(), deadline)?;
+                if matches!(reply, ClientReply::NotLeader { .. }) {
+                    inner.local_redirected = true;
+                }
+                return Ok(reply);
+            }
+        }
         if inner.connection.is_none() {
             self.open_connection(inner, deadline)?;
         }

@@ -29,7 +29,9 @@ impl Node {
         })
     }
 
-    /// A client connected to this member first (and to the others when it must be).
+    /// A client of this member: its requests reach the event loop through a channel and come
+    /// back through a one-shot slot (no socket); it follows the leader over the network when
+    /// this member is not it.
     pub fn client(&self) -> Result<Client> {
         let mut endpoints = vec![self.config.listen.to_string()];
         endpoints.extend(
@@ -43,7 +45,7 @@ impl Node {
             cluster: self.config.cluster,
             ..ClientConfig::new(endpoints)
         };
-        Client::connect(config)
+        Client::connect_local(config, self.handle.clone())
     }
 
     /// Waits until the event loop ends (it ends on [`Node::stop`] or on a storage failure,

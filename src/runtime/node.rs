@@ -123,6 +123,8 @@ impl NodeConfig {
 pub enum NodeCommand {
     /// Stop the loop (the thread ends after flushing).
     Stop,
+    /// A client request from this process; the answer goes into the slot.
+    Request(ClientOp, Arc<ReplySlot>),
 }
 
 /// The sending side of the loop's command channel, with its waker.
@@ -133,6 +135,16 @@ pub struct LoopHandle {
 }
 
 impl LoopHandle {
+    /// Asks the loop to serve `op` and waits for the answer until `deadline` — the path of a
+    /// client embedded in the member's own process (no socket involved).
+    pub fn request(&self, op: ClientOp, deadline: Instant) -> Result<ClientReply> {
+        let slot = Arc::new(ReplySlot::default());
+        self.send(NodeCommand::Request(op, slot.clone()))?;
+        slot.wait(deadline).ok_or(Error::Busy(
+            "the local member did not answer within the timeout",
+        ))
+    }
+
     /// Sends a command and wakes the loop. Fails when the loop has stopped or is overloaded.
     pub fn send(&self, command: NodeCommand) -> Result<()> {
         self.commands
@@ -146,10 +158,47 @@ impl LoopHandle {
 
 /// A request waiting for the log or for a read confirmation.
 struct Pending {
-    slot: usize,
-    serial: u64,
-    request: u64,
+    to: ReplyTo,
     since: Instant,
+}
+
+/// Where an answer goes.
+enum ReplyTo {
+    /// A client connection: its slot, the connection's serial (the slot may have been reused
+    /// by then), and the client's request id.
+    Socket {
+        slot: usize,
+        serial: u64,
+        request: u64,
+    },
+    /// A caller in this process, waiting on a one-shot slot.
+    Local(Arc<ReplySlot>),
+}
+
+/// A one-shot slot through which the loop hands an answer to a thread of this process.
+#[derive(Default)]
+pub struct ReplySlot {
+    reply: parking_lot::Mutex<Option<ClientReply>>,
+    ready: parking_lot::Condvar,
+}
+
+impl ReplySlot {
+    fn fill(&self, reply: ClientReply) {
+        *self.reply.lock() = Some(reply);
+        self.ready.notify_all();
+    }
+
+    /// Waits for the answer until `deadline`.
+    pub fn wait(&self, deadline: Instant) -> Option<ClientReply> {
+        let mut reply = self.reply.lock();
+        // Bounded by the deadline.
+        while reply.is_none() {
+            if self.ready.wait_until(&mut reply, deadline).timed_out() {
+                break;
+            }
+        }
+        reply.take()
+    }
 }
 
 /// A linearizable read waiting for its confirmation.
@@ -313,12 +362,18 @@ impl EventLoop {
         }
     }
 
-    /// Whether the loop was asked to stop (or every handle is gone).
+    /// Handles every queued command; returns whether the loop was asked to stop (or every
+    /// handle is gone).
     fn drain_commands(&mut self) -> bool {
-        match self.commands.try_recv() {
-            Ok(NodeCommand::Stop) | Err(TryRecvError::Disconnected) => true,
-            Err(TryRecvError::Empty) => false,
+        // Bounded by the channel's capacity per iteration.
+        for _ in 0..NODE_COMMAND_QUEUE_MAX {
+            match self.commands.try_recv() {
+                Ok(NodeCommand::Stop) | Err(TryRecvError::Disconnected) => return true,
+                Ok(NodeCommand::Request(op, slot)) => self.on_request(ReplyTo::Local(slot), op),
+                Err(TryRecvError::Empty) => return false,
+            }
         }
+        false
     }
 
     /// Runs the ticks that are due; returns whether any was.
@@ -491,7 +546,15 @@ impl EventLoop {
                     );
                 }
             }
-            (Peer::Client(_), Frame::Request { id, op }) => self.on_request(slot, id, op),
+            (Peer::Client(_), Frame::Request { id, op }) => {
+                let serial = self.connections[slot].as_ref().map_or(0, |c| c.serial);
+                let to = ReplyTo::Socket {
+                    slot,
+                    serial,
+                    request: id,
+                };
+                self.on_request(to, op)
+            }
             (peer, frame) => {
                 let why = format!("unexpected {} from {peer:?}", frame_name(&frame));
                 self.close(slot, &why);
@@ -568,11 +631,23 @@ impl EventLoop {
         }
     }
 
-    fn reply(&mut self, slot: usize, serial: u64, request: u64, reply: ClientReply) {
-        if let Some(Some(connection)) = self.connections.get_mut(slot) {
-            if connection.serial == serial {
-                connection.queue(&Frame::Reply { id: request, reply });
+    fn reply(&mut self, to: &ReplyTo, reply: ClientReply) {
+        match to {
+            ReplyTo::Socket {
+                slot,
+                serial,
+                request,
+            } => {
+                if let Some(Some(connection)) = self.connections.get_mut(*slot) {
+                    if connection.serial == *serial {
+                        connection.queue(&Frame::Reply {
+                            id: *request,
+                            reply,
+                        });
+                    }
+                }
             }
+            ReplyTo::Local(slot) => slot.fill(reply),
         }
     }
 
@@ -588,36 +663,27 @@ impl EventLoop {
 
     // ----- client requests -----
 
-    fn on_request(&mut self, slot: usize, request: u64, op: ClientOp) {
-        let Some(Some(connection)) = self.connections.get(slot) else {
-            return;
-        };
-        let serial = connection.serial;
-        let pending = Pending {
-            slot,
-            serial,
-            request,
-            since: Instant::now(),
-        };
+    fn on_request(&mut self, to: ReplyTo, op: ClientOp) {
+        let since = Instant::now();
         if self.pending_writes.len() + self.pending_reads.len() >= PENDING_CLIENT_REQUESTS_MAX {
             let reply = ClientReply::Failed("this member is overloaded; retry later".into());
-            self.reply(slot, serial, request, reply);
+            self.reply(&to, reply);
             return;
         }
         match op {
             ClientOp::Write(write) => {
                 if let Err(why) = write.command.validate() {
-                    self.reply(slot, serial, request, ClientReply::Failed(why));
+                    self.reply(&to, ClientReply::Failed(why));
                     return;
                 }
                 let key = (write.client, write.sequence);
                 match self.raft.propose(Payload::from(write.encode())) {
                     Ok(_) => {
-                        self.pending_writes.insert(key, pending);
+                        self.pending_writes.insert(key, Pending { to, since });
                     }
                     Err(error) => {
                         let reply = self.refusal(error);
-                        self.reply(slot, serial, request, reply);
+                        self.reply(&to, reply);
                     }
                 }
             }
@@ -628,24 +694,25 @@ impl EventLoop {
                 serializable: true, ..
             } => {
                 let reply = self.read(&op);
-                self.reply(slot, serial, request, reply);
+                self.reply(&to, reply);
             }
             ClientOp::Get { .. } | ClientOp::Range { .. } => {
                 let read = self.next_read;
                 self.next_read += 1;
                 match self.raft.read_index(read) {
                     Ok(()) => {
+                        let pending = Pending { to, since };
                         self.pending_reads.insert(read, PendingRead { pending, op });
                     }
                     Err(error) => {
                         let reply = self.refusal(error);
-                        self.reply(slot, serial, request, reply);
+                        self.reply(&to, reply);
                     }
                 }
             }
             ClientOp::Status => {
                 let reply = ClientReply::Status(self.status());
-                self.reply(slot, serial, request, reply);
+                self.reply(&to, reply);
             }
         }
     }
@@ -760,17 +827,12 @@ impl EventLoop {
         };
         for key in writes {
             if let Some(p) = self.pending_writes.remove(&key) {
-                self.reply(p.slot, p.serial, p.request, failed());
+                self.reply(&p.to, failed());
             }
         }
         for key in reads {
             if let Some(r) = self.pending_reads.remove(&key) {
-                self.reply(
-                    r.pending.slot,
-                    r.pending.serial,
-                    r.pending.request,
-                    failed(),
-                );
+                self.reply(&r.pending.to, failed());
             }
         }
     }
@@ -829,7 +891,7 @@ impl EventLoop {
                     .remove(&(applied.client, applied.sequence))
                 {
                     let reply = ClientReply::Written(applied.outcome);
-                    self.reply(p.slot, p.serial, p.request, reply);
+                    self.reply(&p.to, reply);
                 }
             }
         }
@@ -848,7 +910,7 @@ impl EventLoop {
             }
             if let Some(r) = self.pending_reads.remove(&read) {
                 let reply = self.read(&r.op);
-                self.reply(r.pending.slot, r.pending.serial, r.pending.request, reply);
+                self.reply(&r.pending.to, reply);
             }
         }
         self.confirmed_reads = waiting;
