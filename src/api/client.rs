@@ -98,6 +98,8 @@ struct Inner {
     read_timeout: Option<Duration>,
     /// The local member redirected us to the leader: use the network until that fails.
     local_redirected: bool,
+    /// Scratch space for socket reads (allocated once, never zeroed again).
+    chunk: Vec<u8>,
 }
 
 impl Client {
@@ -119,6 +121,7 @@ impl Client {
                 received: Vec::new(),
                 read_timeout: None,
                 local_redirected: false,
+                chunk: vec![0; 16 * 1024],
             }),
             cancel: Arc::new(CancelState::default()),
             local: None,
@@ -429,7 +432,7 @@ fn read_frame(inner: &mut Inner, deadline: Instant) -> Result<Frame> {
         .connection
         .as_mut()
         .ok_or(Error::NotLeader { leader: None })?;
-    let mut chunk = [0u8; 64 * 1024];
+    // Bounded by the deadline (read timeouts) and by the frame size limit.
     loop {
         match wire::decode(&inner.received) {
             Decoded::Frame(frame, used) => {
@@ -456,9 +459,9 @@ fn read_frame(inner: &mut Inner, deadline: Instant) -> Result<Frame> {
                 .map_err(|e| Error::io("setting a read timeout", &e))?;
             inner.read_timeout = Some(timeout);
         }
-        match stream.read(&mut chunk) {
+        match stream.read(&mut inner.chunk) {
             Ok(0) => return Err(Error::io(format!("reading from {address}"), &closed())),
-            Ok(count) => inner.received.extend_from_slice(&chunk[..count]),
+            Ok(count) => inner.received.extend_from_slice(&inner.chunk[..count]),
             Err(error) => return Err(Error::io(format!("reading from {address}"), &error)),
         }
     }

@@ -9,6 +9,13 @@ use super::wire::{self, Decoded, Frame};
 use crate::limits::{CONNECTION_SEND_BYTES_MAX, FRAME_BYTES_MAX};
 use crate::types::NodeId;
 
+/// Initial size of a connection's receive buffer, and the free space kept before a read; the
+/// buffer doubles to fit large frames and returns to this size once drained.
+const READ_CHUNK_BYTES: usize = 4 * 1024;
+
+/// A drained receive buffer larger than this is shrunk back (idle connections stay small).
+const RECEIVE_BUFFER_KEEP_BYTES: usize = 64 * 1024;
+
 /// Who is on the other end of a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Peer {
@@ -42,7 +49,10 @@ pub struct Connection {
     pub close_after_flush: bool,
     /// When the connection was opened (a caller that never says `Hello` is dropped).
     pub opened: std::time::Instant,
+    /// Receive buffer: bytes `[0, filled)` are data not yet decoded. Allocated once and
+    /// reused (never zeroed again), grown only to fit a large frame.
     received: Vec<u8>,
+    filled: usize,
     to_send: Vec<u8>,
     sent: usize,
 }
@@ -56,7 +66,8 @@ impl Connection {
             serial,
             close_after_flush: false,
             opened: std::time::Instant::now(),
-            received: Vec::new(),
+            received: vec![0; READ_CHUNK_BYTES],
+            filled: 0,
             to_send: Vec::new(),
             sent: 0,
         }
@@ -64,17 +75,18 @@ impl Connection {
 
     /// Reads everything available, then hands every complete frame to `on_frame`.
     pub fn read(&mut self, mut on_frame: impl FnMut(Frame)) -> ReadOutcome {
-        let mut chunk = [0u8; 64 * 1024];
         // Bounded: each round reads at least one byte, and the buffer is capped below.
         loop {
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return ReadOutcome::Closed("closed by the other end".into()),
-                Ok(count) => {
-                    self.received.extend_from_slice(&chunk[..count]);
-                    if self.received.len() > 2 * FRAME_BYTES_MAX {
-                        return ReadOutcome::Closed("sent more than a frame's worth".into());
-                    }
+            if self.received.len() - self.filled < READ_CHUNK_BYTES {
+                if self.received.len() > 2 * FRAME_BYTES_MAX {
+                    return ReadOutcome::Closed("sent more than a frame's worth".into());
                 }
+                let grown = self.received.len() * 2;
+                self.received.resize(grown, 0);
+            }
+            match self.stream.read(&mut self.received[self.filled..]) {
+                Ok(0) => return ReadOutcome::Closed("closed by the other end".into()),
+                Ok(count) => self.filled += count,
                 Err(error) if error.kind() == ErrorKind::WouldBlock => break,
                 Err(error) if error.kind() == ErrorKind::Interrupted => continue,
                 Err(error) => return ReadOutcome::Closed(error.to_string()),
@@ -90,7 +102,7 @@ impl Connection {
     fn drain_frames(&mut self, on_frame: &mut impl FnMut(Frame)) -> Option<ReadOutcome> {
         let mut offset = 0;
         let result = loop {
-            match wire::decode(&self.received[offset..]) {
+            match wire::decode(&self.received[offset..self.filled]) {
                 Decoded::Frame(frame, used) => {
                     offset += used;
                     on_frame(frame);
@@ -99,7 +111,11 @@ impl Connection {
                 Decoded::Invalid(why) => break Some(ReadOutcome::Closed(why)),
             }
         };
-        self.received.drain(..offset);
+        self.received.copy_within(offset..self.filled, 0);
+        self.filled -= offset;
+        if self.filled == 0 && self.received.len() > RECEIVE_BUFFER_KEEP_BYTES {
+            self.received = vec![0; READ_CHUNK_BYTES];
+        }
         result
     }
 

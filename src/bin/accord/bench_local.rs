@@ -86,6 +86,7 @@ fn peak_rss_mib(pid: u32) -> Option<f64> {
 
 pub fn main(mut args: Args) -> Result<ExitCode, String> {
     let trials: u32 = args.get("failover-trials", 20)?;
+    let nodes: usize = args.get("nodes", 3)?;
     let server_args: String = args.get("server-args", String::new())?;
     let server_args: Vec<&str> = server_args.split_whitespace().collect();
     let scale: u64 = args.get("scale", 1)?;
@@ -95,7 +96,10 @@ pub fn main(mut args: Args) -> Result<ExitCode, String> {
     }
     let binary = std::env::current_exe().map_err(|e| e.to_string())?;
     let fail = |e: accord::Error| e.to_string();
-    let mut cluster = LocalCluster::start(&binary, 3, "bench", &server_args).map_err(fail)?;
+    if !matches!(nodes, 1 | 3 | 5) {
+        return Err("--nodes must be 1, 3 or 5".into());
+    }
+    let mut cluster = LocalCluster::start(&binary, nodes, "bench", &server_args).map_err(fail)?;
     let election_timeout_ms_max = 2 * 10 * 50; // [10, 20) ticks of 50 ms
     let (leader, _) = cluster
         .wait_for_leader(None, Duration::from_secs(10))
