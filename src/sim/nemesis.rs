@@ -254,13 +254,24 @@ impl Cluster {
         }
     }
 
-    fn fault_crash(&mut self) {
+    /// A running node chosen at random, if any.
+    fn pick_running(&mut self) -> Option<NodeId> {
         let up: Vec<NodeId> = self
             .ids()
             .into_iter()
             .filter(|&id| self.is_up(id))
             .collect();
-        let Some(&victim) = self.rng.pick(&up) else {
+        self.rng.pick(&up).copied()
+    }
+
+    /// Restarts `victim` one to ten election timeouts from now.
+    fn schedule_restart(&mut self, victim: NodeId) {
+        let restart = self.now + self.election_us() * self.rng.range(1, 10);
+        self.network.schedule(restart, Event::Restart(victim));
+    }
+
+    fn fault_crash(&mut self) {
+        let Some(victim) = self.pick_running() else {
             return;
         };
         if self.rng.chance(1, 2) {
@@ -268,8 +279,7 @@ impl Cluster {
         } else {
             self.crash(victim);
         }
-        let restart = self.now + self.election_us() * self.rng.range(1, 10);
-        self.network.schedule(restart, Event::Restart(victim));
+        self.schedule_restart(victim);
     }
 
     fn fault_pause(&mut self) {
@@ -282,12 +292,7 @@ impl Cluster {
     }
 
     fn fault_disk(&mut self) {
-        let up: Vec<NodeId> = self
-            .ids()
-            .into_iter()
-            .filter(|&id| self.is_up(id))
-            .collect();
-        let Some(&victim) = self.rng.pick(&up) else {
+        let Some(victim) = self.pick_running() else {
             return;
         };
         // Corruption is allowed on a minority only: repaired nodes stop voting, and a majority
@@ -298,8 +303,7 @@ impl Cluster {
         } else {
             // EIO or ENOSPC on the next write: the node stops mid-write.
             self.crash_torn(victim);
-            let restart = self.now + self.election_us() * self.rng.range(1, 10);
-            self.network.schedule(restart, Event::Restart(victim));
+            self.schedule_restart(victim);
         }
     }
 
@@ -332,12 +336,7 @@ impl Cluster {
             let next = self.now + self.election_us() * self.rng.range(1, 4);
             self.network.schedule(next, Event::BadInput);
         }
-        let up: Vec<NodeId> = self
-            .ids()
-            .into_iter()
-            .filter(|&id| self.is_up(id))
-            .collect();
-        let Some(&target) = self.rng.pick(&up) else {
+        let Some(target) = self.pick_running() else {
             return;
         };
         let kind = self.rng.range(0, 9);
