@@ -315,3 +315,50 @@ fn a_blocked_call_is_cancelled_from_another_thread() {
     }
     client.put(b"after", b"3").unwrap();
 }
+
+#[test]
+fn a_member_that_missed_compacted_entries_catches_up_by_snapshot() {
+    let binary = Path::new(env!("CARGO_BIN_EXE_accord"));
+    let args = [
+        "--tick-ms",
+        "20",
+        "--snapshot-entries",
+        "100",
+        "--compaction-margin",
+        "10",
+    ];
+    let mut cluster = LocalCluster::start(binary, 3, "snapshot-catch-up", &args).unwrap();
+    let (leader, _) = cluster.wait_for_leader(None, LEADER_WAIT).unwrap();
+    let laggard = cluster.ids().into_iter().find(|&id| id != leader).unwrap();
+    cluster.kill(laggard);
+    let client = cluster.client().unwrap();
+    for i in 0..600 {
+        client
+            .put(format!("k{i:03}").as_bytes(), format!("{i}").as_bytes())
+            .unwrap();
+    }
+    cluster.spawn(laggard).unwrap();
+    let deadline = Instant::now() + LEADER_WAIT;
+    let caught_up = loop {
+        let statuses = cluster.statuses(Duration::from_millis(500));
+        let target = statuses.get(&leader).map_or(u64::MAX, |s| s.applied);
+        if statuses.get(&laggard).is_some_and(|s| s.applied >= target) {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(caught_up, "the restarted member did not catch up");
+    let address = cluster.address(laggard).unwrap().to_string();
+    let local = Client::connect(ClientConfig::new(vec![address])).unwrap();
+    let (value, _) = local.get_serializable(b"k599").unwrap();
+    assert_eq!(
+        value.unwrap().value,
+        b"599",
+        "the snapshot did not carry the state"
+    );
+    let log = std::fs::read_to_string(cluster.dir().join(format!("node{laggard}.log"))).unwrap();
+    assert!(!log.contains("panicked"), "{log}");
+}

@@ -71,8 +71,10 @@ pub struct NodeConfig {
     pub election_ticks: u32,
     /// Heartbeat interval, in ticks.
     pub heartbeat_ticks: u32,
-    /// Applied entries between two snapshots.
+    /// Applied entries between two snapshots (at least; see `maybe_snapshot`).
     pub snapshot_every_entries: u64,
+    /// Entries kept in the log behind a snapshot, for followers that are a little behind.
+    pub compaction_margin_entries: u64,
     /// This member's data directory was re-created empty: it replicates but neither votes nor
     /// counts toward quorums (it cannot remember whom it voted for).
     pub rejoin: bool,
@@ -96,6 +98,7 @@ impl NodeConfig {
             election_ticks: 10,
             heartbeat_ticks: 1,
             snapshot_every_entries: 10_000,
+            compaction_margin_entries: crate::limits::COMPACTION_MARGIN_ENTRIES_DEFAULT,
             rejoin: false,
         }
     }
@@ -249,7 +252,11 @@ impl EventLoop {
     pub fn open(config: NodeConfig) -> Result<(EventLoop, LoopHandle)> {
         config.validate()?;
         let voters: Vec<NodeId> = config.members.keys().copied().collect();
-        let (storage, report) = WalStorage::open(&config.data_dir, &StorageOptions::new(&voters))?;
+        let options = StorageOptions {
+            compaction_margin_entries: config.compaction_margin_entries,
+            ..StorageOptions::new(&voters)
+        };
+        let (storage, report) = WalStorage::open(&config.data_dir, &options)?;
         if report.torn_tails_repaired > 0 {
             log(config.id, "cut off a torn last write left by a crash");
         }

@@ -28,6 +28,7 @@ options:
   --election-ticks N   election timeout in ticks, drawn from [N, 2N) (default 10)
   --snapshot-entries N take a snapshot (and compact the log) every N applied entries
                        (default 10000)
+  --compaction-margin N  entries kept behind a snapshot for slow followers (default 5000)
   --rejoin             the data directory was re-created empty after damage: replicate, but
                        neither vote nor count toward quorums until re-added as a voter
 
@@ -87,7 +88,7 @@ fn config_file_arguments(path: &str) -> Result<Vec<String>, String> {
             }
             (
                 "id" | "listen" | "peers" | "data-dir" | "cluster-id" | "tick-ms"
-                | "election-ticks" | "snapshot-entries",
+                | "election-ticks" | "snapshot-entries" | "compaction-margin",
                 _,
             ) => {
                 arguments.push(format!("--{key}"));
@@ -133,6 +134,10 @@ pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
     let election_ticks: u32 = args.get("election-ticks", 10)?;
     let rejoin = args.flag("rejoin");
     let snapshot_entries: u64 = args.get("snapshot-entries", 10_000)?;
+    let margin: u64 = args.get(
+        "compaction-margin",
+        accord::limits::COMPACTION_MARGIN_ENTRIES_DEFAULT,
+    )?;
     args.finish()?;
     let mut members = parse_members(&peers)?;
     if members.insert(id, listen).is_some() {
@@ -144,6 +149,7 @@ pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
     config.election_ticks = election_ticks;
     config.rejoin = rejoin;
     config.snapshot_every_entries = snapshot_entries.max(1);
+    config.compaction_margin_entries = margin;
     let node = match Node::start(config) {
         Ok(node) => node,
         Err(error) => {
