@@ -238,7 +238,8 @@ pub struct EventLoop {
     next_read: u64,
     next_tick: Instant,
     role_seen: (Role, u64),
-    jitter: u64,
+    /// Draws reconnection jitter (seeded per process; only timing depends on it).
+    jitter: crate::core::rng::Rng,
 }
 
 fn log(id: NodeId, text: impl std::fmt::Display) {
@@ -307,7 +308,7 @@ impl EventLoop {
         let event_loop = EventLoop {
             last_snapshot_index: snapshot.meta.index,
             role_seen: (raft.role(), raft.term()),
-            jitter: raft_config_seed(config.id),
+            jitter: crate::core::rng::Rng::new(raft_config_seed(config.id)),
             config,
             poll,
             listener,
@@ -446,7 +447,9 @@ impl EventLoop {
                 repeated_failure = link.backoff > RECONNECT_BACKOFF_MIN;
                 link.slot = None;
                 link.backoff = (link.backoff * 2).min(RECONNECT_BACKOFF_MAX);
-                let jitter = Duration::from_millis(self.jitter % 50);
+                // Up to half the backoff again, so members do not reconnect in lockstep.
+                let spread = link.backoff.as_millis() as u64 / 2 + 1;
+                let jitter = Duration::from_millis(self.jitter.range(0, spread));
                 link.next_attempt = Instant::now() + link.backoff + jitter;
             }
         }
