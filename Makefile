@@ -18,7 +18,7 @@ FUZZ_TARGETS := wal_record snapshot_file
 # stable toolchain alone, and RUSTC_BOOTSTRAP=1 lets stable accept them.
 FUZZ := cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
 
-.PHONY: help build test lint test-rust test-sim test-crash test-fuzz fuzz-tools sim sim-long crashtest fuzz bench bench-wal fmt
+.PHONY: help build test lint test-rust test-sim test-crash test-fuzz fuzz-tools sim sim-long crashtest fuzz bench bench-wal bench-local fmt
 
 help:
 	@echo "make build     - build the library and the accord binary (release)"
@@ -31,6 +31,7 @@ help:
 	@echo "make fuzz      - fuzz each decoder ($(FUZZ_TARGETS)) for $(FUZZ_SECONDS_LONG) s"
 	@echo "make bench     - core consensus benchmark (throughput, allocations)"
 	@echo "make bench-wal - WAL append cost next to raw fdatasync on the disk of $(SCRATCH)"
+	@echo "make bench-local - a 3-process cluster on loopback: put/get/failover/memory next to the floor"
 	@echo "make fmt       - format the code"
 
 build:
@@ -80,6 +81,9 @@ bench: build
 
 bench-wal: build
 	$(ACCORD) bench wal --dir $(SCRATCH)/bench-wal
+
+bench-local: build
+	$(ACCORD) bench local
 
 fmt:
 	$(CARGO) fmt
