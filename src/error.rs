@@ -101,7 +101,8 @@ impl fmt::Display for Error {
                 f,
                 "corruption in {file} at byte {offset}: {detail}; the node will not start on \
                  damaged data. To repair, stop the node, move its data directory aside and \
-                 start it with an empty one: it re-replicates from the other members"
+                 start it on an empty one with --rejoin: it re-replicates from the other \
+                 members (--rejoin keeps it from voting, since it has forgotten its votes)"
             ),
             Error::Io { operation, reason } => write!(f, "{operation} failed: {reason}"),
             Error::DataDirLocked { dir, holder } => write!(

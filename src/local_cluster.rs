@@ -108,6 +108,31 @@ impl LocalCluster {
 
     /// Starts (or restarts) member `id`'s process.
     pub fn spawn(&mut self, id: NodeId) -> Result<()> {
+        self.spawn_with(id, &[])
+    }
+
+    /// Member `id`'s data directory.
+    pub fn data_dir(&self, id: NodeId) -> PathBuf {
+        self.dir.join(format!("node{id}"))
+    }
+
+    /// Waits up to `timeout` for member `id`'s process to exit; returns its exit status.
+    pub fn wait_exit(&mut self, id: NodeId, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        // Bounded by the deadline.
+        while Instant::now() < deadline {
+            let child = self.processes.get_mut(&id)?;
+            if let Ok(Some(status)) = child.try_wait() {
+                self.processes.remove(&id);
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Starts (or restarts) member `id`'s process with extra arguments (such as `--rejoin`).
+    pub fn spawn_with(&mut self, id: NodeId, extra: &[&str]) -> Result<()> {
         let address = self.members[&id];
         let peers: Vec<String> = self
             .members
@@ -126,8 +151,9 @@ impl LocalCluster {
             .args(["--id", &id.to_string(), "--listen", &address.to_string()])
             .args(["--peers", &peers.join(",")])
             .arg("--data-dir")
-            .arg(self.dir.join(format!("node{id}")))
+            .arg(self.data_dir(id))
             .args(&self.server_args)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

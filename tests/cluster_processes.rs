@@ -362,3 +362,70 @@ fn a_member_that_missed_compacted_entries_catches_up_by_snapshot() {
     let log = std::fs::read_to_string(cluster.dir().join(format!("node{laggard}.log"))).unwrap();
     assert!(!log.contains("panicked"), "{log}");
 }
+
+/// The documented repair: a member refuses to start on a damaged WAL (exit status 3); moved
+/// aside and restarted empty with --rejoin, it re-replicates everything from the others.
+#[test]
+fn a_member_with_a_damaged_wal_refuses_to_start_and_the_documented_repair_works() {
+    use std::os::unix::fs::FileExt;
+    let mut cluster = start(3, "repair");
+    let (leader, _) = cluster.wait_for_leader(None, LEADER_WAIT).unwrap();
+    let damaged = cluster.ids().into_iter().find(|&id| id != leader).unwrap();
+    let client = cluster.client().unwrap();
+    for i in 0..40 {
+        client
+            .put(format!("k{i:02}").as_bytes(), format!("{i}").as_bytes())
+            .unwrap();
+    }
+    cluster.kill(damaged);
+    let wal = cluster.data_dir(damaged).join("wal");
+    let segment = std::fs::read_dir(&wal)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .min()
+        .unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&segment)
+        .unwrap();
+    let mut byte = [0u8; 1];
+    file.read_exact_at(&mut byte, 400).unwrap();
+    file.write_all_at(&[byte[0] ^ 0x20], 400).unwrap();
+    drop(file);
+    cluster.spawn(damaged).unwrap();
+    assert_eq!(
+        cluster.wait_exit(damaged, LEADER_WAIT),
+        Some(3),
+        "it started on damaged data"
+    );
+    let log = std::fs::read_to_string(cluster.dir().join(format!("node{damaged}.log"))).unwrap();
+    assert!(
+        log.contains("corruption in") && log.contains("--rejoin"),
+        "{log}"
+    );
+    let data = cluster.data_dir(damaged);
+    std::fs::rename(&data, data.with_extension("damaged")).unwrap();
+    cluster.spawn_with(damaged, &["--rejoin"]).unwrap();
+    client.put(b"after-repair", b"yes").unwrap();
+    let address = cluster.address(damaged).unwrap().to_string();
+    let local = Client::connect(ClientConfig::new(vec![address])).unwrap();
+    let deadline = Instant::now() + LEADER_WAIT;
+    let repaired = loop {
+        let found = local
+            .get_serializable(b"after-repair")
+            .ok()
+            .and_then(|(kv, _)| kv);
+        if found.is_some() {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(repaired, "the rejoined member did not re-replicate");
+    let (value, _) = local.get_serializable(b"k17").unwrap();
+    assert_eq!(value.unwrap().value, b"17");
+}
