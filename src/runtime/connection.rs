@@ -47,6 +47,8 @@ pub struct Connection {
     pub serial: u64,
     /// Close once everything queued is written (after a refusal).
     pub close_after_flush: bool,
+    /// Listed in the event loop's set of connections with output to write.
+    pub listed_dirty: bool,
     /// When the connection was opened (a caller that never says `Hello` is dropped).
     pub opened: std::time::Instant,
     /// Receive buffer: bytes `[0, filled)` are data not yet decoded. Allocated once and
@@ -65,6 +67,7 @@ impl Connection {
             peer,
             serial,
             close_after_flush: false,
+            listed_dirty: false,
             opened: std::time::Instant::now(),
             received: vec![0; READ_CHUNK_BYTES],
             filled: 0,

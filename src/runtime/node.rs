@@ -238,6 +238,8 @@ pub struct EventLoop {
     next_read: u64,
     next_tick: Instant,
     role_seen: (Role, u64),
+    /// Slots of connections with output queued (each listed once, see `mark_dirty`).
+    dirty: Vec<usize>,
     /// Draws reconnection jitter (seeded per process; only timing depends on it).
     jitter: crate::core::rng::Rng,
 }
@@ -325,6 +327,7 @@ impl EventLoop {
             confirmed_reads: VecDeque::new(),
             next_read: 1,
             next_tick: now,
+            dirty: Vec::new(),
         };
         let handle = LoopHandle {
             commands: sender,
@@ -506,8 +509,11 @@ impl EventLoop {
             let link = self.links.get_mut(&id).expect("link exists");
             link.slot = slot;
             link.next_attempt = now + link.backoff;
-            if let Some(Some(connection)) = slot.and_then(|s| self.connections.get_mut(s)) {
-                connection.queue(&hello);
+            if let Some(slot) = slot {
+                if let Some(Some(connection)) = self.connections.get_mut(slot) {
+                    connection.queue(&hello);
+                }
+                self.mark_dirty(slot);
             }
         }
     }
@@ -592,6 +598,7 @@ impl EventLoop {
                 log(self.config.id, format!("refused a connection: {why}"));
                 connection.queue(&Frame::Refused(why));
                 connection.close_after_flush = true;
+                self.mark_dirty(slot);
             }
             None => {
                 connection.peer = match caller {
@@ -601,6 +608,7 @@ impl EventLoop {
                 connection.queue(&Frame::Welcome {
                     node: self.config.id,
                 });
+                self.mark_dirty(slot);
             }
         }
     }
@@ -622,20 +630,35 @@ impl EventLoop {
         }
     }
 
+    /// Remembers that `slot` has output to write (each connection is listed once).
+    fn mark_dirty(&mut self, slot: usize) {
+        if let Some(Some(connection)) = self.connections.get_mut(slot) {
+            if !connection.listed_dirty {
+                connection.listed_dirty = true;
+                self.dirty.push(slot);
+            }
+        }
+    }
+
+    /// Writes what is queued on every connection that has output (not on every connection:
+    /// idle ones cost nothing per iteration).
     fn flush_all(&mut self) {
         let mut failed = Vec::new();
-        for (slot, connection) in self.connections.iter_mut().enumerate() {
-            let Some(connection) = connection else {
+        let mut still_dirty = Vec::new();
+        for slot in std::mem::take(&mut self.dirty) {
+            let Some(Some(connection)) = self.connections.get_mut(slot) else {
                 continue;
             };
             match connection.flush() {
                 Err(why) => failed.push((slot, why)),
-                Ok(()) if connection.close_after_flush && !connection.has_pending_output() => {
+                Ok(()) if connection.has_pending_output() => still_dirty.push(slot),
+                Ok(()) if connection.close_after_flush => {
                     failed.push((slot, "refused".to_string()))
                 }
-                Ok(()) => {}
+                Ok(()) => connection.listed_dirty = false,
             }
         }
+        self.dirty = still_dirty;
         for (slot, why) in failed {
             self.close(slot, &why);
         }
@@ -648,12 +671,14 @@ impl EventLoop {
                 serial,
                 request,
             } => {
-                if let Some(Some(connection)) = self.connections.get_mut(*slot) {
+                let slot = *slot;
+                if let Some(Some(connection)) = self.connections.get_mut(slot) {
                     if connection.serial == *serial {
                         connection.queue(&Frame::Reply {
                             id: *request,
                             reply,
                         });
+                        self.mark_dirty(slot);
                     }
                 }
             }
@@ -668,6 +693,7 @@ impl EventLoop {
         if let Some(Some(connection)) = self.connections.get_mut(slot) {
             // A full send buffer drops the message: back-pressure instead of growth.
             connection.queue(&Frame::Raft(message));
+            self.mark_dirty(slot);
         }
     }
 
