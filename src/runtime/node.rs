@@ -362,13 +362,17 @@ impl EventLoop {
                 self.flush_all();
                 return Ok(());
             }
-            if self.tick_if_due() {
+            let ticked = self.tick_if_due();
+            if ticked {
                 // Once per tick is often enough for the sweeps over all connections.
                 self.expire_silent_connections();
             }
             self.connect_links();
             self.handle_ready()?;
-            self.expire_requests();
+            let lost_leadership = self.note_role_change();
+            if ticked || lost_leadership {
+                self.expire_requests(lost_leadership);
+            }
             self.flush_all();
         }
     }
@@ -828,17 +832,23 @@ impl EventLoop {
         }
     }
 
-    /// Fails requests that waited too long (no quorum), and every request of a leader that
-    /// lost its leadership (clients retry; writes keep their sequence, so none applies twice).
-    fn expire_requests(&mut self) {
+    /// Logs a new leadership; returns whether this member just stopped leading.
+    fn note_role_change(&mut self) -> bool {
         let role = (self.raft.role(), self.raft.term());
-        let lost_leadership = role != self.role_seen && self.role_seen.0 == Role::Leader;
-        if role != self.role_seen {
-            if role.0 == Role::Leader {
-                log(self.config.id, format!("became leader in term {}", role.1));
-            }
-            self.role_seen = role;
+        if role == self.role_seen {
+            return false;
         }
+        let lost_leadership = self.role_seen.0 == Role::Leader;
+        if role.0 == Role::Leader {
+            log(self.config.id, format!("became leader in term {}", role.1));
+        }
+        self.role_seen = role;
+        lost_leadership
+    }
+
+    /// Fails requests that waited too long (no quorum), or all of them when this member lost
+    /// its leadership (clients retry; writes keep their sequence, so none applies twice).
+    fn expire_requests(&mut self, lost_leadership: bool) {
         let now = Instant::now();
         let expired =
             |p: &Pending| lost_leadership || now.duration_since(p.since) > REQUEST_TIMEOUT;
