@@ -271,7 +271,10 @@ impl Cluster {
     }
 
     fn fault_crash(&mut self) {
-        let Some(victim) = self.pick_running() else {
+        // Half the crashes hit the leader: leaders dying with entries half-replicated is what
+        // exercises the subtle rules (Figure 8, leader completeness).
+        let leader = self.leader().filter(|_| self.rng.chance(1, 2));
+        let Some(victim) = leader.or_else(|| self.pick_running()) else {
             return;
         };
         if self.rng.chance(1, 2) {
