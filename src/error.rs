@@ -66,6 +66,10 @@ pub enum Error {
     StorageFailed(String),
     /// The call was cancelled from another thread (through its cancel handle).
     Cancelled,
+    /// The cluster refused the request as invalid; the text says why (retrying will not help).
+    Rejected(String),
+    /// An argument is out of range (a key too long, a value too large…); the text says which.
+    InvalidArgument(String),
     /// Raised when a term-dependent request arrives for a stale term.
     StaleTerm {
         /// The term in the request.
@@ -111,6 +115,8 @@ impl fmt::Display for Error {
                  use another directory"
             ),
             Error::Cancelled => write!(f, "the call was cancelled"),
+            Error::Rejected(why) => write!(f, "the cluster refused the request: {why}"),
+            Error::InvalidArgument(why) => write!(f, "invalid argument: {why}"),
             Error::StorageFailed(why) => write!(
                 f,
                 "storage failed earlier ({why}); this node no longer acknowledges writes"

@@ -42,6 +42,17 @@ fn embedded_members_serve_their_own_clients_and_survive_the_leader_stopping() {
     let client = nodes[&1].client().unwrap();
     let (found, _, _) = client.range(b"from-", 10).unwrap();
     assert_eq!(found.len(), 3);
+    // Arguments out of range are refused with a message, before anything is sent.
+    let empty_key = client.put(b"", b"x");
+    assert!(
+        matches!(empty_key, Err(accord::Error::InvalidArgument(_))),
+        "{empty_key:?}"
+    );
+    let huge = vec![0u8; accord::limits::VALUE_BYTES_MAX + 1];
+    let too_large = client.put(b"k", &huge);
+    assert!(
+        matches!(too_large, Err(accord::Error::InvalidArgument(ref why)) if why.contains("at most"))
+    );
     // Stop whichever member leads; the others elect a new leader and keep serving.
     let leader = client.status().unwrap().leader;
     assert_ne!(leader, 0);

@@ -265,7 +265,7 @@ impl Client {
     }
 
     fn write(&self, command: Command) -> Result<Outcome> {
-        command.validate().map_err(Error::InvalidConfig)?;
+        command.validate().map_err(Error::InvalidArgument)?;
         let sequence = {
             let mut inner = self.inner.lock();
             let sequence = inner.next_sequence;
@@ -320,14 +320,13 @@ impl Client {
                         pause = (pause * 2).min(RETRY_PAUSE_MAX);
                     }
                 }
-                Ok(ClientReply::Failed(why)) if why.contains("retry") => {
+                Ok(ClientReply::Unavailable(_)) => {
                     last_error = Error::Busy("cluster");
                     inner.connection = None;
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(RETRY_PAUSE_MAX);
-                    let _ = why;
                 }
-                Ok(ClientReply::Failed(why)) => return Err(Error::InvalidConfig(why)),
+                Ok(ClientReply::Failed(why)) => return Err(Error::Rejected(why)),
                 Ok(reply) => return Ok(reply),
                 Err(error) => {
                     inner.connection = None;

@@ -706,7 +706,7 @@ impl EventLoop {
     fn on_request(&mut self, to: ReplyTo, op: ClientOp) {
         let since = Instant::now();
         if self.pending_writes.len() + self.pending_reads.len() >= PENDING_CLIENT_REQUESTS_MAX {
-            let reply = ClientReply::Failed("this member is overloaded; retry later".into());
+            let reply = ClientReply::Unavailable("this member is overloaded; retry later".into());
             self.reply(&to, reply);
             return;
         }
@@ -768,6 +768,9 @@ impl EventLoop {
                     .map(|a| a.to_string())
                     .unwrap_or_default();
                 ClientReply::NotLeader { leader, address }
+            }
+            error @ (Error::TransferInProgress | Error::Busy(_)) => {
+                ClientReply::Unavailable(error.to_string())
             }
             other => ClientReply::Failed(other.to_string()),
         }
@@ -865,7 +868,7 @@ impl EventLoop {
             .map(|(k, _)| *k)
             .collect();
         let failed = || {
-            ClientReply::Failed(
+            ClientReply::Unavailable(
                 "no quorum confirmed the request in time (leadership changed or members are \
                  unreachable); retry"
                     .into(),

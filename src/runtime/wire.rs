@@ -101,8 +101,11 @@ pub enum ClientReply {
         /// The leader's client address, if known.
         address: String,
     },
-    /// The request failed; the message says why and what to do.
+    /// The request is invalid and was refused; retrying will not help.
     Failed(String),
+    /// The request could not be served now (no quorum in time, overloaded, leadership
+    /// moving); the client should retry, elsewhere if need be.
+    Unavailable(String),
     /// The member's status.
     Status(Status),
 }
@@ -584,6 +587,10 @@ fn encode_reply(reply: &ClientReply, out: &mut Vec<u8>) {
             out.put_u8(4);
             out.put_bytes(why.as_bytes());
         }
+        ClientReply::Unavailable(why) => {
+            out.put_u8(6);
+            out.put_bytes(why.as_bytes());
+        }
         ClientReply::Status(status) => {
             out.put_u8(5);
             out.put_u64(status.id);
@@ -633,6 +640,7 @@ fn decode_reply(reader: &mut Reader) -> Result<ClientReply, String> {
             address: text(reader)?,
         },
         4 => ClientReply::Failed(text(reader)?),
+        6 => ClientReply::Unavailable(text(reader)?),
         5 => {
             let id = reader.u64()?;
             let role = text(reader)?;
