@@ -429,3 +429,39 @@ fn a_member_with_a_damaged_wal_refuses_to_start_and_the_documented_repair_works(
     let (value, _) = local.get_serializable(b"k17").unwrap();
     assert_eq!(value.unwrap().value, b"17");
 }
+
+#[test]
+fn the_command_line_client_reads_writes_and_reports_status() {
+    let cluster = start(3, "cli");
+    cluster.wait_for_leader(None, LEADER_WAIT).unwrap();
+    let endpoints = cluster.endpoints().join(",");
+    let accord = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_accord"))
+            .args(args)
+            .args(["--endpoints", &endpoints])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        (output.status.code(), text)
+    };
+    assert_eq!(accord(&["kv", "put", "greeting", "hello"]).0, Some(0));
+    assert_eq!(
+        accord(&["kv", "get", "greeting"]),
+        (Some(0), "hello\n".to_string())
+    );
+    let (status, text) = accord(&["kv", "range", "gr"]);
+    assert_eq!((status, text.as_str()), (Some(0), "greeting=hello\n"));
+    assert_eq!(accord(&["kv", "del", "greeting"]).0, Some(0));
+    assert_eq!(
+        accord(&["kv", "get", "greeting"]).0,
+        Some(1),
+        "a missing key exits 1"
+    );
+    let (status, text) = accord(&["status"]);
+    assert_eq!(status, Some(0));
+    assert!(text.contains(" leader "), "{text}");
+    assert!(
+        text.contains("member 1:") || text.contains("member 2:"),
+        "{text}"
+    );
+}

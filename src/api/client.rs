@@ -328,6 +328,8 @@ impl Client {
                 }
                 Ok(ClientReply::Failed(why)) => return Err(Error::Rejected(why)),
                 Ok(reply) => return Ok(reply),
+                // A bad endpoint or a refused handshake (wrong cluster id) will not get better.
+                Err(error @ Error::InvalidConfig(_)) => return Err(error),
                 Err(error) => {
                     inner.connection = None;
                     inner.local_redirected = false; // the leader may be us again
@@ -391,7 +393,7 @@ impl Client {
         };
         let socket = address
             .to_socket_addrs()
-            .map_err(|e| Error::io(format!("resolving {address}"), &e))?
+            .map_err(|e| Error::InvalidConfig(format!("endpoint {address}: {e}")))?
             .next()
             .ok_or_else(|| Error::InvalidConfig(format!("{address} resolves to nothing")))?;
         let wait = deadline

@@ -53,53 +53,62 @@ pub fn kv_main(arguments: Vec<String>) -> Result<ExitCode, String> {
     let (client, _) = client(&mut args)?;
     args.finish_keeping_words()?;
     let words: Vec<&str> = args.words.iter().map(String::as_str).collect();
-    let failed = |e: accord::Error| e.to_string();
-    match words.as_slice() {
-        ["get", key] => {
-            let (found, revision) = if serializable {
-                client.get_serializable(key.as_bytes())
-            } else {
-                client.get(key.as_bytes())
-            }
-            .map_err(failed)?;
-            match found {
-                Some(kv) => println!("{}", String::from_utf8_lossy(&kv.value)),
-                None => {
-                    eprintln!("{key}: not found (revision {revision})");
-                    return Ok(ExitCode::from(1));
+    // Usage errors exit 2 (above); a failed call exits 1 with the reason.
+    let run = || -> accord::Result<ExitCode> {
+        match words.as_slice() {
+            ["get", key] => {
+                let (found, revision) = if serializable {
+                    client.get_serializable(key.as_bytes())
+                } else {
+                    client.get(key.as_bytes())
+                }?;
+                match found {
+                    Some(kv) => println!("{}", String::from_utf8_lossy(&kv.value)),
+                    None => {
+                        eprintln!("{key}: not found (revision {revision})");
+                        return Ok(ExitCode::from(1));
+                    }
                 }
             }
-        }
-        ["put", key, value] => {
-            let revision = client
-                .put(key.as_bytes(), value.as_bytes())
-                .map_err(failed)?;
-            println!("OK revision={revision}");
-        }
-        ["del", key] => {
-            let (deleted, revision) = client.delete(key.as_bytes()).map_err(failed)?;
-            println!(
-                "{} revision={revision}",
-                if deleted { "deleted" } else { "absent" }
-            );
-        }
-        ["range", prefix] => {
-            let (found, more, revision) = client.range(prefix.as_bytes(), limit).map_err(failed)?;
-            for kv in found {
+            ["put", key, value] => {
+                let revision = client.put(key.as_bytes(), value.as_bytes())?;
+                println!("OK revision={revision}");
+            }
+            ["del", key] => {
+                let (deleted, revision) = client.delete(key.as_bytes())?;
                 println!(
-                    "{}={}",
-                    String::from_utf8_lossy(&kv.key),
-                    String::from_utf8_lossy(&kv.value)
+                    "{} revision={revision}",
+                    if deleted { "deleted" } else { "absent" }
                 );
             }
-            if more {
-                println!("(more keys match; raise --limit)");
+            ["range", prefix] => {
+                let (found, more, revision) = client.range(prefix.as_bytes(), limit)?;
+                for kv in found {
+                    println!(
+                        "{}={}",
+                        String::from_utf8_lossy(&kv.key),
+                        String::from_utf8_lossy(&kv.value)
+                    );
+                }
+                if more {
+                    println!("(more keys match; raise --limit)");
+                }
+                eprintln!("revision={revision}");
             }
-            eprintln!("revision={revision}");
+            _ => {
+                eprintln!("accord: unknown kv command: {}\n\n{HELP}", words.join(" "));
+                return Ok(ExitCode::from(2));
+            }
         }
-        _ => return Err(format!("unknown kv command: {}\n\n{HELP}", words.join(" "))),
+        Ok(ExitCode::SUCCESS)
+    };
+    match run() {
+        Ok(code) => Ok(code),
+        Err(error) => {
+            eprintln!("accord: {error}");
+            Ok(ExitCode::from(1))
+        }
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 pub fn status_main(arguments: Vec<String>) -> Result<ExitCode, String> {
