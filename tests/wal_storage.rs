@@ -387,3 +387,33 @@ fn a_streamed_snapshot_is_checked_for_its_announced_length() {
     assert_eq!(storage.snapshot().unwrap().data.as_slice(), b"state");
     fs::remove_dir_all(&path).unwrap();
 }
+
+#[test]
+fn a_snapshot_made_durable_in_the_background_is_recorded_and_compacts_the_log() {
+    let path = populated("background");
+    let mut storage = open(&path, 1024).unwrap();
+    let before = storage.segment_count();
+    assert!(storage
+        .start_snapshot_streamed(28, 5, |w| w.write_all(b"state"))
+        .unwrap());
+    assert!(
+        !storage
+            .start_snapshot_streamed(29, 1, |w| w.write_all(b"x"))
+            .unwrap(),
+        "a second snapshot started while one was in flight"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !storage.poll_snapshot().unwrap() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the snapshot never completed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(storage.snapshot().unwrap().meta.index, 28);
+    assert!(storage.segment_count() <= before);
+    drop(storage);
+    let storage = open(&path, 1024).unwrap();
+    assert_eq!(storage.snapshot().unwrap().data.as_slice(), b"state");
+    fs::remove_dir_all(&path).unwrap();
+}

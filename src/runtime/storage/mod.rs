@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use crate::core::raft::{MemStorage, Storage};
 use crate::error::{Error, Result};
 use crate::limits::{COMPACTION_MARGIN_ENTRIES_DEFAULT, SNAPSHOT_FILES_KEPT, WAL_SEGMENT_BYTES};
-use crate::types::{ConfState, Entry, HardState, Index, Payload, Snapshot, Term};
+use crate::types::{ConfState, Entry, HardState, Index, Payload, Snapshot, SnapshotMeta, Term};
 use data_dir::DataDir;
 use wal::{SegmentStart, Wal};
 
@@ -75,6 +75,8 @@ pub struct WalStorage {
     snapshot_cache: std::cell::RefCell<Option<Snapshot>>,
     /// The hard state last written to the WAL (the in-memory one may have a newer commit).
     durable_hard_state: HardState,
+    /// A snapshot written to its temporary file, being made durable on a helper thread.
+    snapshot_in_flight: Option<(SnapshotMeta, std::thread::JoinHandle<std::io::Result<()>>)>,
 }
 
 impl WalStorage {
@@ -128,6 +130,7 @@ impl WalStorage {
             compaction_margin_entries: options.compaction_margin_entries,
             snapshot_cache: std::cell::RefCell::new(Some(snapshot)),
             durable_hard_state: recovered.hard_state,
+            snapshot_in_flight: None,
         };
         Ok((storage, report))
     }
@@ -241,6 +244,66 @@ impl WalStorage {
             self.remove_old_snapshots()?;
         }
         self.compact(index.saturating_sub(self.compaction_margin_entries))
+    }
+
+    /// Starts a snapshot as of `index` without blocking on the disk: the state machine streams
+    /// exactly `data_bytes` bytes into a temporary file here, and a helper thread makes it
+    /// durable and renames it into place; [`WalStorage::poll_snapshot`] then records it and
+    /// compacts the log. Returns false (and does nothing) while another snapshot is in flight
+    /// or when a newer one exists.
+    pub fn start_snapshot_streamed(
+        &mut self,
+        index: Index,
+        data_bytes: usize,
+        write_data: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+    ) -> Result<bool> {
+        if self.snapshot_in_flight.is_some() || index <= self.memory.snapshot()?.meta.index {
+            return Ok(false);
+        }
+        let meta = SnapshotMeta {
+            index,
+            term: self.memory.term(index)?,
+            conf: self.memory.conf_state().clone(),
+        };
+        let unsynced =
+            snapshot_file::write_unsynced(&self.snap_dir, &meta, data_bytes, write_data)?;
+        let thread = std::thread::Builder::new()
+            .name("accord-snapshot".into())
+            .spawn(move || unsynced.make_durable())
+            .map_err(|e| Error::io("starting the snapshot thread", &e))?;
+        self.snapshot_in_flight = Some((meta, thread));
+        Ok(true)
+    }
+
+    /// Finishes a snapshot whose helper thread is done: records it and compacts the log behind
+    /// it (keeping the configured margin). Returns whether one finished. Never blocks.
+    pub fn poll_snapshot(&mut self) -> Result<bool> {
+        let done = self
+            .snapshot_in_flight
+            .as_ref()
+            .is_some_and(|(_, thread)| thread.is_finished());
+        if !done {
+            return Ok(false);
+        }
+        let Some((meta, thread)) = self.snapshot_in_flight.take() else {
+            return Ok(false);
+        };
+        match thread.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                let what = format!("making snapshot {} durable", meta.index);
+                return Err(Error::io(what, &error));
+            }
+            Err(_) => return Err(Error::StorageFailed("the snapshot thread panicked".into())),
+        }
+        // A newer snapshot from the leader may have replaced the log meanwhile: then this one
+        // is simply older (and `create_snapshot` ignores it).
+        self.memory.create_snapshot(meta.index, Payload::empty())?;
+        *self.snapshot_cache.borrow_mut() = None;
+        self.remove_old_snapshots()?;
+        let covered = self.memory.snapshot()?.meta.index;
+        self.compact(covered.saturating_sub(self.compaction_margin_entries))?;
+        Ok(true)
     }
 
     /// Drops entries through `index` from memory and deletes WAL segments that hold only such

@@ -128,6 +128,40 @@ pub fn save_streamed(
     data_bytes: usize,
     write_data: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<PathBuf> {
+    let unsynced = write_unsynced(dir, meta, data_bytes, write_data)?;
+    let path = unsynced.path.clone();
+    unsynced
+        .make_durable()
+        .map_err(|e| Error::io(format!("writing snapshot {}", path.display()), &e))?;
+    Ok(path)
+}
+
+/// A snapshot written to its temporary file but not yet durable nor in place.
+pub struct UnsyncedSnapshot {
+    file: fs::File,
+    temp: PathBuf,
+    path: PathBuf,
+    dir: PathBuf,
+}
+
+impl UnsyncedSnapshot {
+    /// Fsyncs the file, renames it into place and fsyncs the directory. It blocks on the
+    /// disk, so it may run on another thread; until it returns the snapshot does not exist.
+    pub fn make_durable(self) -> std::io::Result<()> {
+        self.file.sync_all()?;
+        fs::rename(&self.temp, &self.path)?;
+        super::sync_dir(&self.dir)
+    }
+}
+
+/// Streams a snapshot into its temporary file (page cache only: nothing is synced), checking
+/// that `write_data` wrote exactly `data_bytes` bytes.
+pub fn write_unsynced(
+    dir: &Path,
+    meta: &SnapshotMeta,
+    data_bytes: usize,
+    write_data: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<UnsyncedSnapshot> {
     /// Counts and checksums what passes through it.
     struct Checksummed<W> {
         inner: W,
@@ -149,7 +183,7 @@ pub fn save_streamed(
     let path = dir.join(&name);
     let temp = dir.join(format!("{name}.tmp"));
     let header = header(meta, data_bytes);
-    let write = || -> std::io::Result<()> {
+    let write = || -> std::io::Result<fs::File> {
         let file = fs::File::create(&temp)?;
         let mut out = Checksummed {
             inner: std::io::BufWriter::with_capacity(256 * 1024, file),
@@ -167,13 +201,16 @@ pub fn save_streamed(
         let crc = out.crc;
         let mut inner = out.inner;
         inner.write_all(&crc.to_le_bytes())?;
-        let file = inner.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        fs::rename(&temp, &path)?;
-        super::sync_dir(dir)
+        inner.into_inner().map_err(|e| e.into_error())
     };
-    write().map_err(|e| Error::io(format!("writing snapshot {}", path.display()), &e))?;
-    Ok(path)
+    let file =
+        write().map_err(|e| Error::io(format!("writing snapshot {}", path.display()), &e))?;
+    Ok(UnsyncedSnapshot {
+        file,
+        temp,
+        path,
+        dir: dir.to_path_buf(),
+    })
 }
 
 /// Snapshot files in `dir`, oldest first, as (index, path). Leftover temp files are removed.
