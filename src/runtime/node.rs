@@ -914,9 +914,11 @@ impl EventLoop {
         for message in std::mem::take(&mut ready.messages) {
             self.send_raft(message);
         }
-        if sends && ready.needs_persist() {
+        if sends && !ready.entries.is_empty() {
             // Put the appends on the wire before our own fdatasync, so the followers' syncs
             // run while ours does (the leader counts itself only after its sync anyway).
+            // Without entries there is no sync worth overlapping: the messages go out with
+            // the answers at the end of the iteration.
             self.flush_all();
         }
         let marker = ready.persisted_marker();
