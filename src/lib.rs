@@ -15,6 +15,8 @@
 //!   tests).
 //! - [`limits`], [`types`], [`error`]: bounds, shared data types, the error type.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod codec;
 pub mod core;
