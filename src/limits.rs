@@ -84,6 +84,13 @@ pub const TXN_OPERATIONS_MAX: usize = 128;
 /// Keys one range read may return.
 pub const RANGE_RESULTS_MAX: usize = 10_000;
 
+/// Bytes of keys and values one range read returns at most (beyond the first key); the
+/// reply says more keys matched, and the caller continues from the last key.
+pub const RANGE_BYTES_MAX: usize = 512 * 1024;
+
+/// Bytes a range reply spends per key besides the key and value (lengths and counters).
+pub const RANGE_KEY_OVERHEAD_BYTES: usize = 40;
+
 /// Clients whose last write result the state machine remembers (for exactly-once retries);
 /// beyond this, the least recently active client is forgotten.
 pub const CLIENT_RESULTS_MAX: usize = 100_000;
@@ -133,6 +140,8 @@ pub const SIM_SEEDS_MAX: u64 = 10_000_000;
 const _: () = assert!(APPEND_BYTES_MAX >= ENTRY_BYTES_MAX);
 const _: () = assert!(KEY_BYTES_MAX + VALUE_BYTES_MAX < ENTRY_BYTES_MAX);
 const _: () = assert!(FRAME_BYTES_MAX < u32::MAX as usize);
+// A range reply (the budget plus one key over it, plus framing) must fit in a frame.
+const _: () = assert!(RANGE_BYTES_MAX + ENTRY_BYTES_MAX + 1024 < FRAME_BYTES_MAX);
 const _: () = assert!(CONNECTION_SEND_BYTES_MAX >= 2 * FRAME_BYTES_MAX);
 const _: () = assert!(UNCOMMITTED_BYTES_MAX >= 2 * APPEND_BYTES_MAX);
 const _: () = assert!(ELECTION_TICKS_MIN >= 3);

@@ -91,7 +91,7 @@ pub fn kv_main(arguments: Vec<String>) -> Result<ExitCode, String> {
                     );
                 }
                 if more {
-                    println!("(more keys match; raise --limit)");
+                    println!("(more keys match than this reply holds: narrow the prefix or raise --limit)");
                 }
                 eprintln!("revision={revision}");
             }

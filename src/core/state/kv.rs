@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 
 use super::command::{Command, Compare, Condition, Op, Outcome, Request};
 use crate::codec::{Put, Reader};
-use crate::limits::{CLIENT_RESULTS_MAX, KEY_BYTES_MAX, RANGE_RESULTS_MAX, VALUE_BYTES_MAX};
+use crate::limits::{
+    CLIENT_RESULTS_MAX, KEY_BYTES_MAX, RANGE_BYTES_MAX, RANGE_KEY_OVERHEAD_BYTES,
+    RANGE_RESULTS_MAX, VALUE_BYTES_MAX,
+};
 use crate::types::Index;
 
 /// One key as stored, with its history counters.
@@ -243,19 +246,25 @@ impl StateMachine {
     }
 
     /// Keys starting with `prefix`, in order, at most `limit` (capped by
-    /// [`RANGE_RESULTS_MAX`]); the flag says whether more matched.
+    /// [`RANGE_RESULTS_MAX`]) and about [`RANGE_BYTES_MAX`] bytes (always at least one key);
+    /// the flag says whether more matched.
     pub fn range(&self, prefix: &[u8], limit: usize) -> (Vec<KeyValue>, bool) {
         let limit = limit.clamp(1, RANGE_RESULTS_MAX);
         let mut matching = self
             .data
             .range(prefix.to_vec()..)
-            .take_while(|(key, _)| key.starts_with(prefix));
-        let found: Vec<KeyValue> = matching
-            .by_ref()
-            .take(limit)
-            .map(|(key, stored)| to_key_value(key, stored))
-            .collect();
-        let more = matching.next().is_some();
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .peekable();
+        let mut found = Vec::new();
+        let mut bytes = 0usize;
+        // Bounded by `limit` and the byte budget.
+        while let Some((key, stored)) = matching
+            .next_if(|_| found.len() < limit && (found.is_empty() || bytes < RANGE_BYTES_MAX))
+        {
+            bytes += key.len() + stored.value.len() + RANGE_KEY_OVERHEAD_BYTES;
+            found.push(to_key_value(key, stored));
+        }
+        let more = matching.peek().is_some();
         (found, more)
     }
 
@@ -412,6 +421,26 @@ mod tests {
         let (found, more) = state.range(b"a/", 1);
         assert_eq!((found.len(), more), (1, true));
         assert_eq!(state.revision(), 4);
+    }
+
+    #[test]
+    fn a_range_of_large_values_stops_at_its_byte_budget() {
+        let mut state = StateMachine::new();
+        let big = vec![b'x'; 400 * 1024];
+        for i in 0..10u64 {
+            let command = Command::Put {
+                key: format!("big/{i}").into_bytes(),
+                value: big.clone(),
+            };
+            state.apply(i + 1, &request(1, 0, command));
+        }
+        let (found, more) = state.range(b"big/", 100);
+        assert_eq!(
+            found.len(),
+            2,
+            "the second 400 KiB value crosses the 512 KiB budget"
+        );
+        assert!(more);
     }
 
     #[test]
