@@ -256,7 +256,7 @@ impl Client {
         let mut inner = self.inner.lock();
         inner.connection = None;
         inner.preferred = Some(endpoint.to_string());
-        let deadline = Instant::now() + self.config.timeout.min(Duration::from_secs(2));
+        let deadline = deadline_after(self.config.timeout.min(Duration::from_secs(2)));
         let reply = self.attempt(&mut inner, &ClientOp::Status, deadline)?;
         match reply {
             ClientReply::Status(status) => Ok(status),
@@ -290,7 +290,7 @@ impl Client {
     /// Sends `op` until a member answers it, following the leader and retrying across
     /// failures until the timeout.
     fn call(&self, op: ClientOp) -> Result<ClientReply> {
-        let deadline = Instant::now() + self.config.timeout;
+        let deadline = deadline_after(self.config.timeout);
         let mut inner = self.inner.lock();
         let generation = self.cancel.generation.load(Ordering::SeqCst);
         let cancelled = || self.cancel.generation.load(Ordering::SeqCst) != generation;
@@ -366,8 +366,11 @@ impl Client {
         wire::encode_request(request, op, &mut bytes);
         let (stream, address) = inner.connection.as_mut().expect("connected above");
         let address = address.clone();
+        // A member that stopped reading (paused, partitioned) must not hold the call past its
+        // deadline in a blocked write either.
         stream
-            .write_all(&bytes)
+            .set_write_timeout(Some(remaining(deadline)))
+            .and_then(|()| stream.write_all(&bytes))
             .map_err(|e| Error::io(format!("sending to {address}"), &e))?;
         // Bounded by the deadline (read timeouts) and by the frame size limit.
         loop {
@@ -409,7 +412,8 @@ impl Client {
         };
         wire::encode(&frame, &mut hello);
         stream
-            .write_all(&hello)
+            .set_write_timeout(Some(remaining(deadline)))
+            .and_then(|()| stream.write_all(&hello))
             .map_err(|e| Error::io(format!("greeting {address}"), &e))?;
         inner.received.clear();
         inner.read_timeout = None;
@@ -466,6 +470,20 @@ fn read_frame(inner: &mut Inner, deadline: Instant) -> Result<Frame> {
             Err(error) => return Err(Error::io(format!("reading from {address}"), &error)),
         }
     }
+}
+
+/// `now + timeout`, or a day from now for a timeout too large to add.
+fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or(now + Duration::from_secs(24 * 3600))
+}
+
+/// Time left until `deadline`, at least a millisecond (a zero socket timeout means "none").
+fn remaining(deadline: Instant) -> Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1))
 }
 
 fn closed() -> std::io::Error {

@@ -13,6 +13,9 @@ use crate::types::NodeId;
 /// buffer doubles to fit large frames and returns to this size once drained.
 const READ_CHUNK_BYTES: usize = 4 * 1024;
 
+/// Bytes read from one connection per turn of the event loop.
+const READ_BUDGET_BYTES: usize = 1024 * 1024;
+
 /// A drained receive buffer larger than this is shrunk back (idle connections stay small).
 const RECEIVE_BUFFER_KEEP_BYTES: usize = 64 * 1024;
 
@@ -33,6 +36,9 @@ pub enum Peer {
 pub enum ReadOutcome {
     /// The connection is still open.
     Open,
+    /// The read budget of this turn is spent and more bytes may be waiting: read again on the
+    /// next turn of the loop (the readiness event will not be repeated).
+    MoreAvailable,
     /// The other end closed it, or it failed, or it broke the protocol (the text says how).
     Closed(String),
 }
@@ -49,6 +55,8 @@ pub struct Connection {
     pub close_after_flush: bool,
     /// Listed in the event loop's set of connections with output to write.
     pub listed_dirty: bool,
+    /// The other end completed the handshake (`Hello` received, or `Welcome` for ours).
+    pub welcomed: bool,
     /// When the connection was opened (a caller that never says `Hello` is dropped).
     pub opened: std::time::Instant,
     /// Receive buffer: bytes `[0, filled)` are data not yet decoded. Allocated once and
@@ -68,6 +76,7 @@ impl Connection {
             serial,
             close_after_flush: false,
             listed_dirty: false,
+            welcomed: false,
             opened: std::time::Instant::now(),
             received: vec![0; READ_CHUNK_BYTES],
             filled: 0,
@@ -78,8 +87,15 @@ impl Connection {
 
     /// Reads everything available, then hands every complete frame to `on_frame`.
     pub fn read(&mut self, mut on_frame: impl FnMut(Frame)) -> ReadOutcome {
-        // Bounded: each round reads at least one byte, and the buffer is capped below.
+        let mut read_this_turn = 0usize;
+        // Bounded: each round reads at least one byte, and READ_BUDGET_BYTES per turn, so one
+        // busy connection cannot starve the others or the ticks.
         loop {
+            if read_this_turn >= READ_BUDGET_BYTES {
+                return self
+                    .drain_frames(&mut on_frame)
+                    .unwrap_or(ReadOutcome::MoreAvailable);
+            }
             if self.received.len() - self.filled < READ_CHUNK_BYTES {
                 if self.received.len() > 2 * FRAME_BYTES_MAX {
                     return ReadOutcome::Closed("sent more than a frame's worth".into());
@@ -89,7 +105,10 @@ impl Connection {
             }
             match self.stream.read(&mut self.received[self.filled..]) {
                 Ok(0) => return ReadOutcome::Closed("closed by the other end".into()),
-                Ok(count) => self.filled += count,
+                Ok(count) => {
+                    self.filled += count;
+                    read_this_turn += count;
+                }
                 Err(error) if error.kind() == ErrorKind::WouldBlock => break,
                 Err(error) if error.kind() == ErrorKind::Interrupted => continue,
                 Err(error) => return ReadOutcome::Closed(error.to_string()),

@@ -51,6 +51,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// connections must not hold a slot forever).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Longest data sent to a member may stay unacknowledged by its TCP stack before the link is
+/// considered dead and reconnected.
+const MEMBER_LINK_USER_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Reconnect backoff to a member: starts here, doubles, is capped, and gets jitter.
 const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(50);
 const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(2);
@@ -247,6 +251,8 @@ pub struct EventLoop {
     role_seen: (Role, u64),
     /// Slots of connections with output queued (each listed once, see `mark_dirty`).
     dirty: Vec<usize>,
+    /// Slots of connections that spent their read budget with bytes possibly left.
+    read_backlog: Vec<usize>,
     /// Draws reconnection jitter (seeded per process; only timing depends on it).
     jitter: crate::core::rng::Rng,
 }
@@ -335,6 +341,7 @@ impl EventLoop {
             next_read: 1,
             next_tick: now,
             dirty: Vec::new(),
+            read_backlog: Vec::new(),
         };
         let handle = LoopHandle {
             commands: sender,
@@ -352,11 +359,18 @@ impl EventLoop {
             format!("listening on {}", self.config.listen),
         );
         loop {
-            let timeout = self.next_tick.saturating_duration_since(Instant::now());
+            let timeout = if self.read_backlog.is_empty() {
+                self.next_tick.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO // connections left with bytes to read from the last turn
+            };
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(error) if error.kind() == ErrorKind::Interrupted => continue,
                 Err(error) => return Err(Error::io("polling", &error)),
+            }
+            for slot in std::mem::take(&mut self.read_backlog) {
+                self.on_socket(slot);
             }
             for event in events.iter() {
                 match event.token() {
@@ -510,6 +524,7 @@ impl EventLoop {
             let slot = match TcpStream::connect(address) {
                 Ok(stream) => {
                     let _ = stream.set_nodelay(true);
+                    limit_unacknowledged_time(&stream);
                     self.add_connection(stream, Peer::OutboundMember(id))
                 }
                 Err(_) => None,
@@ -539,8 +554,12 @@ impl EventLoop {
         for frame in frames {
             self.on_frame(slot, frame);
         }
-        if let ReadOutcome::Closed(why) = outcome {
-            self.close(slot, &why);
+        match outcome {
+            ReadOutcome::Closed(why) => self.close(slot, &why),
+            ReadOutcome::MoreAvailable if !self.read_backlog.contains(&slot) => {
+                self.read_backlog.push(slot); // bounded by CONNECTIONS_MAX
+            }
+            ReadOutcome::MoreAvailable | ReadOutcome::Open => {}
         }
     }
 
@@ -556,6 +575,9 @@ impl EventLoop {
             (Peer::OutboundMember(id), Frame::Welcome { .. }) => {
                 if let Some(link) = self.links.get_mut(&id) {
                     link.backoff = RECONNECT_BACKOFF_MIN;
+                }
+                if let Some(Some(connection)) = self.connections.get_mut(slot) {
+                    connection.welcomed = true;
                 }
             }
             (Peer::OutboundMember(id), Frame::Refused(why)) => {
@@ -633,12 +655,16 @@ impl EventLoop {
             .enumerate()
             .filter_map(|(slot, c)| c.as_ref().map(|c| (slot, c)))
             .filter(|(_, c)| {
-                c.peer == Peer::Unknown && now.duration_since(c.opened) > HANDSHAKE_TIMEOUT
+                // A caller that never said Hello, or a member that never welcomed our link
+                // (still connecting, or half-open after a partition): try again.
+                let waiting = c.peer == Peer::Unknown
+                    || (matches!(c.peer, Peer::OutboundMember(_)) && !c.welcomed);
+                waiting && now.duration_since(c.opened) > HANDSHAKE_TIMEOUT
             })
             .map(|(slot, _)| slot)
             .collect();
         for slot in silent {
-            self.close(slot, "no Hello within the handshake timeout");
+            self.close(slot, "no handshake within the handshake timeout");
         }
     }
 
@@ -998,6 +1024,24 @@ impl EventLoop {
             self.last_snapshot_index = applied;
         }
         Ok(())
+    }
+}
+
+/// Makes the kernel fail a member link whose sent data stays unacknowledged for longer than
+/// [`MEMBER_LINK_USER_TIMEOUT`] (a half-open connection after a partition would otherwise
+/// retransmit for many minutes before the link is retried).
+fn limit_unacknowledged_time(stream: &TcpStream) {
+    use std::os::unix::io::AsRawFd;
+    let millis = MEMBER_LINK_USER_TIMEOUT.as_millis() as libc::c_uint;
+    // SAFETY: setsockopt on a socket we own, with a pointer to a live c_uint and its size.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_USER_TIMEOUT,
+            (&millis as *const libc::c_uint).cast(),
+            std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
+        );
     }
 }
 

@@ -86,7 +86,7 @@ impl WalStorage {
         let dir = DataDir::open(path)?;
         let snap_dir = dir.subdir("snap")?;
         let wal_dir = dir.subdir("wal")?;
-        let snapshot = match snapshot_file::list(&snap_dir)?.last() {
+        let snapshot = match snapshot_file::list(&snap_dir, true)?.last() {
             Some((_, newest)) => snapshot_file::load(newest)?,
             None => Snapshot::default(),
         };
@@ -315,7 +315,7 @@ impl WalStorage {
     }
 
     fn remove_old_snapshots(&self) -> Result<()> {
-        let files = snapshot_file::list(&self.snap_dir)?;
+        let files = snapshot_file::list(&self.snap_dir, false)?;
         let excess = files.len().saturating_sub(SNAPSHOT_FILES_KEPT);
         for (_, path) in &files[..excess] {
             std::fs::remove_file(path)
@@ -391,16 +391,25 @@ impl Storage for WalStorage {
     }
 }
 
-/// The files in `dir` named `<stem><suffix>`, as (stem, path), at most `max` of them. Leftover
-/// `.tmp` files are deleted first: a crash before their rename means they were never in place.
-pub(crate) fn list_files(dir: &Path, suffix: &str, max: usize) -> Result<Vec<(String, PathBuf)>> {
+/// The files in `dir` named `<stem><suffix>`, as (stem, path), at most `max` of them. With
+/// `remove_temporary`, leftover `.tmp` files are deleted: at start-up, a crash before their
+/// rename means they were never in place. (While running, a `.tmp` file may be a snapshot or
+/// segment being prepared on a helper thread, so it must be left alone.)
+pub(crate) fn list_files(
+    dir: &Path,
+    suffix: &str,
+    max: usize,
+    remove_temporary: bool,
+) -> Result<Vec<(String, PathBuf)>> {
     let listing = |e: &std::io::Error| Error::io(format!("listing {}", dir.display()), e);
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| listing(&e))? {
         let entry = entry.map_err(|e| listing(&e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with(".tmp") {
-            let _ = std::fs::remove_file(entry.path());
+            if remove_temporary {
+                let _ = std::fs::remove_file(entry.path());
+            }
             continue;
         }
         if let Some(stem) = name.strip_suffix(suffix) {

@@ -213,10 +213,16 @@ pub fn write_unsynced(
     })
 }
 
-/// Snapshot files in `dir`, oldest first, as (index, path). Leftover temp files are removed.
-pub fn list(dir: &Path) -> Result<Vec<(Index, PathBuf)>> {
+/// Snapshot files in `dir`, oldest first, as (index, path). With `remove_temporary` (at
+/// start-up only), leftover temporary files are deleted.
+pub fn list(dir: &Path, remove_temporary: bool) -> Result<Vec<(Index, PathBuf)>> {
     let mut found = Vec::new();
-    for (stem, path) in super::list_files(dir, SUFFIX, crate::limits::WAL_SEGMENTS_MAX)? {
+    for (stem, path) in super::list_files(
+        dir,
+        SUFFIX,
+        crate::limits::WAL_SEGMENTS_MAX,
+        remove_temporary,
+    )? {
         if let Some(index) = stem.split('-').next().and_then(|s| s.parse::<Index>().ok()) {
             found.push((index, path));
         }

@@ -310,7 +310,8 @@ fn segment_name(sequence: u64, first_index: Index) -> String {
 
 fn list_segments(dir: &Path) -> Result<Vec<Segment>> {
     let mut segments = Vec::new();
-    for (stem, path) in super::list_files(dir, SUFFIX, WAL_SEGMENTS_MAX)? {
+    // Only called when the log is opened: leftover temporary files are from before a crash.
+    for (stem, path) in super::list_files(dir, SUFFIX, WAL_SEGMENTS_MAX, true)? {
         let mut parts = stem.split('-').map(|p| p.parse::<u64>());
         match (parts.next(), parts.next(), parts.next()) {
             (Some(Ok(sequence)), Some(Ok(first_index)), None) => segments.push(Segment {
