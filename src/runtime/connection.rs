@@ -59,6 +59,8 @@ pub struct Connection {
     pub welcomed: bool,
     /// When the connection was opened (a caller that never says `Hello` is dropped).
     pub opened: std::time::Instant,
+    /// When bytes last arrived (idle clients are dropped after a while).
+    pub last_received: std::time::Instant,
     /// Receive buffer: bytes `[0, filled)` are data not yet decoded. Allocated once and
     /// reused (never zeroed again), grown only to fit a large frame.
     received: Vec<u8>,
@@ -78,6 +80,7 @@ impl Connection {
             listed_dirty: false,
             welcomed: false,
             opened: std::time::Instant::now(),
+            last_received: std::time::Instant::now(),
             received: vec![0; READ_CHUNK_BYTES],
             filled: 0,
             to_send: Vec::new(),
@@ -108,6 +111,7 @@ impl Connection {
                 Ok(count) => {
                     self.filled += count;
                     read_this_turn += count;
+                    self.last_received = std::time::Instant::now();
                 }
                 Err(error) if error.kind() == ErrorKind::WouldBlock => break,
                 Err(error) if error.kind() == ErrorKind::Interrupted => continue,

@@ -51,6 +51,16 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// connections must not hold a slot forever).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A client connection that sends nothing for this long is closed (its client reconnects when
+/// it next calls): dead clients must not hold slots forever.
+const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Connection slots only this member's own links to other members may take, so that callers
+/// filling the table cannot cut a member off from sending to the others.
+const MEMBER_SLOTS_RESERVED: usize = 2 * crate::limits::VOTERS_MAX;
+
+const _: () = assert!(MEMBER_SLOTS_RESERVED < CONNECTIONS_MAX / 2);
+
 /// Longest data sent to a member may stay unacknowledged by its TCP stack before the link is
 /// considered dead and reconnected.
 const MEMBER_LINK_USER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -253,6 +263,8 @@ pub struct EventLoop {
     dirty: Vec<usize>,
     /// Slots of connections that spent their read budget with bytes possibly left.
     read_backlog: Vec<usize>,
+    /// When the connection limit was last logged.
+    limit_logged: Option<Instant>,
     /// Draws reconnection jitter (seeded per process; only timing depends on it).
     jitter: crate::core::rng::Rng,
 }
@@ -342,6 +354,7 @@ impl EventLoop {
             next_tick: now,
             dirty: Vec::new(),
             read_backlog: Vec::new(),
+            limit_logged: None,
         };
         let handle = LoopHandle {
             commands: sender,
@@ -433,18 +446,31 @@ impl EventLoop {
     // ----- connections -----
 
     fn add_connection(&mut self, mut stream: TcpStream, peer: Peer) -> Option<usize> {
-        let slot = match self.free_slots.pop() {
-            Some(slot) => slot,
-            None if self.connections.len() < CONNECTIONS_MAX => {
-                self.connections.push(None);
-                self.connections.len() - 1
-            }
-            None => {
+        let open = self.connections.len() - self.free_slots.len();
+        let limit = match peer {
+            Peer::OutboundMember(_) => CONNECTIONS_MAX,
+            _ => CONNECTIONS_MAX - MEMBER_SLOTS_RESERVED,
+        };
+        if open >= limit {
+            // Logged at most once a second: a flood must not flood the log too.
+            let now = Instant::now();
+            if self
+                .limit_logged
+                .is_none_or(|t| now.duration_since(t) > Duration::from_secs(1))
+            {
                 log(
                     self.config.id,
-                    "connection limit reached; refusing a connection",
+                    format!("{open} connections open: refusing new callers"),
                 );
-                return None;
+                self.limit_logged = Some(now);
+            }
+            return None;
+        }
+        let slot = match self.free_slots.pop() {
+            Some(slot) => slot,
+            None => {
+                self.connections.push(None);
+                self.connections.len() - 1
             }
         };
         let token = Token(slot + FIRST_CONNECTION);
@@ -659,7 +685,9 @@ impl EventLoop {
                 // (still connecting, or half-open after a partition): try again.
                 let waiting = c.peer == Peer::Unknown
                     || (matches!(c.peer, Peer::OutboundMember(_)) && !c.welcomed);
-                waiting && now.duration_since(c.opened) > HANDSHAKE_TIMEOUT
+                let idle_client = matches!(c.peer, Peer::Client(_))
+                    && now.duration_since(c.last_received) > CLIENT_IDLE_TIMEOUT;
+                (waiting && now.duration_since(c.opened) > HANDSHAKE_TIMEOUT) || idle_client
             })
             .map(|(slot, _)| slot)
             .collect();
