@@ -206,15 +206,20 @@ impl WalStorage {
         if index <= self.memory.snapshot()?.meta.index {
             return Ok(());
         }
-        let meta = crate::types::SnapshotMeta {
-            index,
-            term: self.memory.term(index)?,
-            conf: self.memory.conf_state().clone(),
-        };
+        let meta = self.snapshot_meta(index)?;
         snapshot_file::save(&self.snap_dir, &meta, data)?;
         self.memory.create_snapshot(index, Payload::empty())?;
         *self.snapshot_cache.borrow_mut() = None;
         self.remove_old_snapshots()
+    }
+
+    /// What a snapshot as of `index` covers (the entry there must still be held).
+    fn snapshot_meta(&self, index: Index) -> Result<SnapshotMeta> {
+        Ok(SnapshotMeta {
+            index,
+            term: self.memory.term(index)?,
+            conf: self.memory.conf_state().clone(),
+        })
     }
 
     /// Takes a snapshot as of `index` and compacts the log behind it, keeping the configured
@@ -233,11 +238,7 @@ impl WalStorage {
         write_data: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
     ) -> Result<()> {
         if index > self.memory.snapshot()?.meta.index {
-            let meta = crate::types::SnapshotMeta {
-                index,
-                term: self.memory.term(index)?,
-                conf: self.memory.conf_state().clone(),
-            };
+            let meta = self.snapshot_meta(index)?;
             snapshot_file::save_streamed(&self.snap_dir, &meta, data_bytes, write_data)?;
             self.memory.create_snapshot(index, Payload::empty())?;
             *self.snapshot_cache.borrow_mut() = None;
@@ -260,11 +261,7 @@ impl WalStorage {
         if self.snapshot_in_flight.is_some() || index <= self.memory.snapshot()?.meta.index {
             return Ok(false);
         }
-        let meta = SnapshotMeta {
-            index,
-            term: self.memory.term(index)?,
-            conf: self.memory.conf_state().clone(),
-        };
+        let meta = self.snapshot_meta(index)?;
         let unsynced =
             snapshot_file::write_unsynced(&self.snap_dir, &meta, data_bytes, write_data)?;
         let thread = std::thread::Builder::new()
