@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::types::{Index, NodeId, Term};
+use crate::types::{Index, NodeId};
 
 /// Why an operation on accord failed. Each variant says what a caller can do about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,13 +70,6 @@ pub enum Error {
     Rejected(String),
     /// An argument is out of range (a key too long, a value too large…); the text says which.
     InvalidArgument(String),
-    /// Raised when a term-dependent request arrives for a stale term.
-    StaleTerm {
-        /// The term in the request.
-        got: Term,
-        /// The node's current term.
-        current: Term,
-    },
 }
 
 impl fmt::Display for Error {
@@ -121,9 +114,6 @@ impl fmt::Display for Error {
                 f,
                 "storage failed earlier ({why}); this node no longer acknowledges writes"
             ),
-            Error::StaleTerm { got, current } => {
-                write!(f, "stale term {got}; current term is {current}")
-            }
         }
     }
 }

@@ -377,11 +377,19 @@ fn a_zeroed_batch_followed_by_durable_batches_is_corruption() {
 fn a_streamed_snapshot_is_checked_for_its_announced_length() {
     let path = populated("streamed");
     let mut storage = open(&path, 1024).unwrap();
-    let wrong = storage.snapshot_and_compact_streamed(20, 10, |w| w.write_all(b"short"));
+    let wrong = storage.start_snapshot_streamed(20, 10, |w| w.write_all(b"short"));
     assert!(wrong.is_err(), "a short stream was accepted");
-    storage
-        .snapshot_and_compact_streamed(20, 5, |w| w.write_all(b"state"))
-        .unwrap();
+    assert!(storage
+        .start_snapshot_streamed(20, 5, |w| w.write_all(b"state"))
+        .unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !storage.poll_snapshot().unwrap() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the snapshot never completed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     drop(storage);
     let storage = open(&path, 1024).unwrap();
     assert_eq!(storage.snapshot().unwrap().data.as_slice(), b"state");

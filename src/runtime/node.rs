@@ -302,10 +302,10 @@ impl EventLoop {
         raft_config.election_ticks = config.election_ticks;
         raft_config.heartbeat_ticks = config.heartbeat_ticks;
         raft_config.may_vote = !config.rejoin;
-        raft_config.seed = std::hash::BuildHasher::hash_one(
-            &std::collections::hash_map::RandomState::new(),
-            config.id,
-        );
+        // Timing jitter only: a per-process random seed (the simulator seeds its own).
+        let mut seeds = crate::core::rng::Rng::new(process_seed(config.id));
+        raft_config.seed = seeds.next_u64();
+        let jitter = seeds.fork();
         let raft = Raft::new(raft_config, storage)?;
         let poll = Poll::new().map_err(|e| Error::io("creating the event loop", &e))?;
         let mut listener = TcpListener::bind(config.listen)
@@ -335,7 +335,7 @@ impl EventLoop {
         let event_loop = EventLoop {
             last_snapshot_index: snapshot.meta.index,
             role_seen: (raft.role(), raft.term()),
-            jitter: crate::core::rng::Rng::new(raft_config_seed(config.id)),
+            jitter,
             config,
             poll,
             listener,
@@ -1086,7 +1086,8 @@ impl std::io::Write for WriteRef<'_> {
     }
 }
 
-fn raft_config_seed(id: NodeId) -> u64 {
+/// A seed that differs between processes (and between members of one process).
+fn process_seed(id: NodeId) -> u64 {
     std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), id)
 }
 

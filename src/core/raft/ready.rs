@@ -53,11 +53,6 @@ impl Ready {
     pub fn persisted_marker(&self) -> PersistedMarker {
         self.marker
     }
-
-    /// Whether the `Ready` asks for no durable write.
-    pub fn needs_persist(&self) -> bool {
-        !self.entries.is_empty() || self.hard_state.is_some() || self.snapshot.is_some()
-    }
 }
 
 impl<S: Storage> Raft<S> {

@@ -229,24 +229,6 @@ impl WalStorage {
         self.compact(index.saturating_sub(self.compaction_margin_entries))
     }
 
-    /// Like [`WalStorage::snapshot_and_compact`], with the state machine streaming exactly
-    /// `data_bytes` bytes into the file (so no encoded copy of the state is held in memory).
-    pub fn snapshot_and_compact_streamed(
-        &mut self,
-        index: Index,
-        data_bytes: usize,
-        write_data: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
-    ) -> Result<()> {
-        if index > self.memory.snapshot()?.meta.index {
-            let meta = self.snapshot_meta(index)?;
-            snapshot_file::save_streamed(&self.snap_dir, &meta, data_bytes, write_data)?;
-            self.memory.create_snapshot(index, Payload::empty())?;
-            *self.snapshot_cache.borrow_mut() = None;
-            self.remove_old_snapshots()?;
-        }
-        self.compact(index.saturating_sub(self.compaction_margin_entries))
-    }
-
     /// Starts a snapshot as of `index` without blocking on the disk: the state machine streams
     /// exactly `data_bytes` bytes into a temporary file here, and a helper thread makes it
     /// durable and renames it into place; [`WalStorage::poll_snapshot`] then records it and

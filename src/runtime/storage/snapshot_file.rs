@@ -120,22 +120,6 @@ pub fn save(dir: &Path, meta: &SnapshotMeta, data: &[u8]) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Writes a snapshot durably like [`save`], with the data streamed by `write_data`, which
-/// must write exactly `data_bytes` bytes (it is checked).
-pub fn save_streamed(
-    dir: &Path,
-    meta: &SnapshotMeta,
-    data_bytes: usize,
-    write_data: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-) -> Result<PathBuf> {
-    let unsynced = write_unsynced(dir, meta, data_bytes, write_data)?;
-    let path = unsynced.path.clone();
-    unsynced
-        .make_durable()
-        .map_err(|e| Error::io(format!("writing snapshot {}", path.display()), &e))?;
-    Ok(path)
-}
-
 /// A snapshot written to its temporary file but not yet durable nor in place.
 pub struct UnsyncedSnapshot {
     file: fs::File,
