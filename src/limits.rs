@@ -95,6 +95,64 @@ pub const RANGE_KEY_OVERHEAD_BYTES: usize = 40;
 /// beyond this, the least recently active client is forgotten.
 pub const CLIENT_RESULTS_MAX: usize = 100_000;
 
+/// Sessions alive at once.
+pub const SESSIONS_MAX: usize = 250_000;
+
+/// Shortest session TTL, in milliseconds. A session must outlive an election (a new leader
+/// restarts every deadline, but keepalives cannot get through while there is none).
+pub const SESSION_TTL_MS_MIN: u64 = 1_000;
+
+/// Longest session TTL, in milliseconds (a day).
+pub const SESSION_TTL_MS_MAX: u64 = 86_400_000;
+
+/// Session TTL when the caller gives none, in milliseconds.
+pub const SESSION_TTL_MS_DEFAULT: u64 = 10_000;
+
+/// Fraction of the TTL (in thousandths) a client assumes clocks may drift: its session is
+/// `Lost` at `last acknowledged keepalive's send time + TTL * (1 - drift)`.
+pub const SESSION_DRIFT_PER_MILLE: u64 = 100;
+
+/// Names one session may hold or wait for at once (locks, elections, groups, queues,
+/// barriers).
+pub const SESSION_HOLDS_MAX: usize = 1_000;
+
+/// Sessions one expiry command ends (more are expired by the next one).
+pub const EXPIRE_BATCH_MAX: usize = 1_000;
+
+/// Named primitives (locks, elections, groups, queues, barriers, counters) alive at once.
+pub const PRIMITIVES_MAX: usize = 1_000_000;
+
+/// Sessions waiting on one lock or election.
+pub const LOCK_WAITERS_MAX: usize = 10_000;
+
+/// Permits of one semaphore.
+pub const SEMAPHORE_PERMITS_MAX: u32 = 10_000;
+
+/// Members of one group.
+pub const GROUP_MEMBERS_MAX: usize = 10_000;
+
+/// Items in one work queue (claimed or not).
+pub const QUEUE_ITEMS_MAX: usize = 100_000;
+
+/// Participants of one barrier.
+pub const BARRIER_PARTICIPANTS_MAX: u32 = 10_000;
+
+/// Events kept in a member's watch history (watches can resume from any revision in it).
+pub const WATCH_HISTORY_EVENTS_MAX: usize = 100_000;
+
+/// Bytes of events kept in a member's watch history.
+pub const WATCH_HISTORY_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Watches one member serves at once.
+pub const WATCHES_MAX: usize = 250_000;
+
+/// Watches one client connection may hold.
+pub const WATCHES_PER_CONNECTION_MAX: usize = 250_000;
+
+/// Events a client-side watch buffers before the consumer reads them; past this the watch
+/// is cancelled with a reason (a slow consumer must not grow memory without bound).
+pub const WATCH_BUFFER_EVENTS_MAX: usize = 10_000;
+
 /// Largest frame on the wire (payload plus header), in bytes.
 pub const FRAME_BYTES_MAX: usize = APPEND_BYTES_MAX + ENTRY_BYTES_MAX + 4096;
 
@@ -152,3 +210,7 @@ const _: () = assert!(INFLIGHT_MESSAGES_MAX > 0 && APPEND_ENTRIES_COUNT_MAX > 0)
 const _: () = assert!(ENTRY_BYTES_MAX < u32::MAX as usize);
 const _: () = assert!(SNAPSHOT_BYTES_MAX < u32::MAX as usize);
 const _: () = assert!(SNAPSHOT_CHUNKS_IN_FLIGHT_MAX > 0);
+const _: () = assert!(SESSION_TTL_MS_MIN <= SESSION_TTL_MS_DEFAULT);
+const _: () = assert!(SESSION_TTL_MS_DEFAULT <= SESSION_TTL_MS_MAX);
+const _: () = assert!(SESSION_DRIFT_PER_MILLE < 500);
+const _: () = assert!(WATCHES_PER_CONNECTION_MAX <= WATCHES_MAX);

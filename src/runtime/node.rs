@@ -1008,6 +1008,8 @@ impl EventLoop {
                 }
             }
         }
+        // Change events are for watches (not served yet); drained so they never pile up.
+        self.state.take_events();
         self.confirmed_reads
             .extend(ready.read_states.iter().map(|r| (r.request, r.index)));
         self.maybe_snapshot()
