@@ -149,6 +149,13 @@ pub const WATCHES_MAX: usize = 250_000;
 /// Watches one client connection may hold.
 pub const WATCHES_PER_CONNECTION_MAX: usize = 250_000;
 
+/// Events in one `Events` frame.
+pub const EVENTS_PER_FRAME_MAX: usize = 4096;
+
+/// Bytes a connection may have queued for sending before its watches are cancelled as slow
+/// consumers (below [`CONNECTION_SEND_BYTES_MAX`], so the cancellation itself still fits).
+pub const WATCH_CONNECTION_BACKLOG_BYTES_MAX: usize = 16 * 1024 * 1024;
+
 /// Events a client-side watch buffers before the consumer reads them; past this the watch
 /// is cancelled with a reason (a slow consumer must not grow memory without bound).
 pub const WATCH_BUFFER_EVENTS_MAX: usize = 10_000;
@@ -214,3 +221,5 @@ const _: () = assert!(SESSION_TTL_MS_MIN <= SESSION_TTL_MS_DEFAULT);
 const _: () = assert!(SESSION_TTL_MS_DEFAULT <= SESSION_TTL_MS_MAX);
 const _: () = assert!(SESSION_DRIFT_PER_MILLE < 500);
 const _: () = assert!(WATCHES_PER_CONNECTION_MAX <= WATCHES_MAX);
+const _: () =
+    assert!(WATCH_CONNECTION_BACKLOG_BYTES_MAX + FRAME_BYTES_MAX < CONNECTION_SEND_BYTES_MAX);

@@ -178,6 +178,12 @@ impl Connection {
     }
 
     /// Whether bytes wait to be written.
+    /// Bytes queued and not yet written.
+    pub fn pending_output_bytes(&self) -> usize {
+        self.to_send.len() - self.sent
+    }
+
+    /// Whether output is queued.
     pub fn has_pending_output(&self) -> bool {
         self.sent < self.to_send.len()
     }

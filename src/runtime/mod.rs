@@ -1,7 +1,9 @@
-//! The only code that does I/O. Today: durable storage (`storage`). The event loop, the
-//! transport and the clock join it as the cluster learns to run over a network.
+//! The only code that does I/O: the member's event loop (`node`), its connections and wire
+//! protocol (`connection`, `wire`), the watch hub that streams change events to clients
+//! (`watch`), and durable storage (`storage`).
 
 pub mod connection;
 pub mod node;
 pub mod storage;
+pub mod watch;
 pub mod wire;

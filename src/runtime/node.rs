@@ -31,12 +31,15 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::connection::{Connection, Peer, ReadOutcome};
 use super::storage::{StorageOptions, WalStorage};
-use super::wire::{Caller, ClientOp, ClientReply, Frame, Status};
+use super::watch::{WatchHub, WatchKey, WatchRefused};
+use super::wire::{Answer, Caller, ClientOp, ClientReply, Frame, Query, Status};
 use crate::core::raft::{Config, Message, Raft, Ready, Role, Storage};
-use crate::core::state::StateMachine;
+use crate::core::state::lease::SessionClock;
+use crate::core::state::{Command, Event, EventKind, Request, StateMachine};
 use crate::error::{Error, Result};
 use crate::limits::{
-    CONNECTIONS_MAX, NODE_COMMAND_QUEUE_MAX, PENDING_CLIENT_REQUESTS_MAX, POLL_EVENTS_MAX,
+    CONNECTIONS_MAX, EVENTS_PER_FRAME_MAX, NODE_COMMAND_QUEUE_MAX, PENDING_CLIENT_REQUESTS_MAX,
+    POLL_EVENTS_MAX, WATCH_CONNECTION_BACKLOG_BYTES_MAX,
 };
 use crate::types::{EntryKind, NodeId, Payload};
 
@@ -46,6 +49,14 @@ const FIRST_CONNECTION: usize = 2;
 
 /// Longest a client request may wait for a quorum before it is failed.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Ticks the loop may miss (a slow disk, a paused process) before the leader shifts every
+/// session deadline by the time lost instead of expiring sessions whose keepalives are still
+/// waiting in its sockets.
+const SESSION_STALL_TICKS: u32 = 4;
+
+/// Bytes of events per `Events` frame (more go in further frames).
+const EVENTS_FRAME_BYTES: usize = 1024 * 1024;
 
 /// Longest a new connection may stay silent before saying `Hello` (half-open or idle
 /// connections must not hold a slot forever).
@@ -267,6 +278,12 @@ pub struct EventLoop {
     limit_logged: Option<Instant>,
     /// Draws reconnection jitter (seeded per process; only timing depends on it).
     jitter: crate::core::rng::Rng,
+    /// The event history and the client connections' watches.
+    watches: WatchHub,
+    /// Session deadlines (running while this member leads).
+    session_clock: SessionClock,
+    /// Origin of the millisecond clock the session deadlines use.
+    started: Instant,
 }
 
 fn log(id: NodeId, text: impl std::fmt::Display) {
@@ -332,6 +349,7 @@ impl EventLoop {
                 (id, link)
             })
             .collect();
+        let state_revision = state.revision();
         let event_loop = EventLoop {
             last_snapshot_index: snapshot.meta.index,
             role_seen: (raft.role(), raft.term()),
@@ -355,6 +373,9 @@ impl EventLoop {
             dirty: Vec::new(),
             read_backlog: Vec::new(),
             limit_logged: None,
+            watches: WatchHub::new(state_revision),
+            session_clock: SessionClock::new(),
+            started: now,
         };
         let handle = LoopHandle {
             commands: sender,
@@ -400,6 +421,7 @@ impl EventLoop {
             if ticked {
                 // Once per tick is often enough for the sweeps over all connections.
                 self.expire_silent_connections();
+                self.expire_sessions();
             }
             self.connect_links();
             self.handle_ready()?;
@@ -495,6 +517,7 @@ impl EventLoop {
         };
         let _ = self.poll.registry().deregister(&mut connection.stream);
         self.free_slots.push(slot);
+        self.watches.remove_connection(slot);
         let mut repeated_failure = false;
         if let Peer::OutboundMember(id) = connection.peer {
             if let Some(link) = self.links.get_mut(&id) {
@@ -816,6 +839,187 @@ impl EventLoop {
                 let reply = ClientReply::Status(self.status());
                 self.reply(&to, reply);
             }
+            ClientOp::Query {
+                serializable: true, ..
+            } => {
+                let reply = self.read(&op);
+                self.reply(&to, reply);
+            }
+            ClientOp::KeepAlive { .. } if self.raft.role() != Role::Leader => {
+                let leader = self.raft.leader();
+                let reply = self.refusal(Error::NotLeader { leader });
+                self.reply(&to, reply);
+            }
+            ClientOp::Query { .. } | ClientOp::KeepAlive { .. } => {
+                // Keepalives too wait for a quorum's confirmation: a deposed leader must not
+                // extend a session the new leader may already have expired.
+                let read = self.next_read;
+                self.next_read += 1;
+                match self.raft.read_index(read) {
+                    Ok(()) => {
+                        let pending = Pending { to, since };
+                        self.pending_reads.insert(read, PendingRead { pending, op });
+                    }
+                    Err(error) => {
+                        let reply = self.refusal(error);
+                        self.reply(&to, reply);
+                    }
+                }
+            }
+            ClientOp::Watch {
+                watch,
+                space,
+                prefix,
+                from,
+            } => self.start_watch(to, watch, space, prefix, from),
+            ClientOp::Unwatch { watch } => {
+                if let ReplyTo::Socket { slot, serial, .. } = to {
+                    self.watches.remove(&WatchKey {
+                        slot,
+                        serial,
+                        watch,
+                    });
+                }
+                let revision = self.state.revision();
+                self.reply(&to, ClientReply::Watching { revision });
+            }
+        }
+    }
+
+    fn start_watch(
+        &mut self,
+        to: ReplyTo,
+        watch: u64,
+        space: crate::core::state::Space,
+        prefix: Vec<u8>,
+        from: u64,
+    ) {
+        let ReplyTo::Socket { slot, serial, .. } = to else {
+            let reply = ClientReply::Failed("watches are served over a connection".into());
+            self.reply(&to, reply);
+            return;
+        };
+        let key = WatchKey {
+            slot,
+            serial,
+            watch,
+        };
+        self.watches.note_revision(self.state.revision());
+        match self.watches.add(key, space, prefix, from) {
+            Ok(past) => {
+                let revision = self.state.revision();
+                self.reply(&to, ClientReply::Watching { revision });
+                self.deliver(key, past);
+            }
+            Err(WatchRefused::Compacted(revision)) => {
+                self.reply(&to, ClientReply::Compacted { revision })
+            }
+            Err(WatchRefused::Limit(why)) => self.reply(&to, ClientReply::Failed(why)),
+        }
+    }
+
+    /// Queues a watch's events on its connection, or ends the watch if the connection is
+    /// too far behind (a slow consumer must not grow this member's memory).
+    fn deliver(&mut self, key: WatchKey, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        let Some(Some(connection)) = self.connections.get_mut(key.slot) else {
+            self.watches.remove(&key);
+            return;
+        };
+        if connection.serial != key.serial {
+            self.watches.remove(&key);
+            return;
+        }
+        if connection.pending_output_bytes() > WATCH_CONNECTION_BACKLOG_BYTES_MAX {
+            let next = events[0].revision;
+            self.watches.remove(&key);
+            connection.queue(&Frame::WatchEnded {
+                watch: key.watch,
+                reason: format!(
+                    "the watcher reads too slowly ({} bytes waiting to be sent); resume from \
+                     revision {next}",
+                    connection.pending_output_bytes()
+                ),
+            });
+            self.mark_dirty(key.slot);
+            return;
+        }
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        for event in events {
+            let cost = event.cost_bytes();
+            if !batch.is_empty()
+                && (batch.len() >= EVENTS_PER_FRAME_MAX || bytes + cost > EVENTS_FRAME_BYTES)
+            {
+                let events = std::mem::take(&mut batch);
+                connection.queue(&Frame::Events {
+                    watch: key.watch,
+                    events,
+                });
+                bytes = 0;
+            }
+            bytes += cost;
+            batch.push(event);
+        }
+        connection.queue(&Frame::Events {
+            watch: key.watch,
+            events: batch,
+        });
+        self.mark_dirty(key.slot);
+    }
+
+    /// Milliseconds on this process's monotonic clock (for session deadlines).
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// On the leader, proposes the expiry of sessions whose keepalives stopped.
+    fn expire_sessions(&mut self) {
+        if self.raft.role() != Role::Leader {
+            return;
+        }
+        let stall_ms = (self.config.tick * SESSION_STALL_TICKS).as_millis() as u64;
+        let retry_ms = (self.config.tick * self.config.election_ticks * 2).as_millis() as u64;
+        let now_ms = self.now_ms();
+        let due = self.session_clock.due(now_ms, stall_ms, retry_ms);
+        if due.is_empty() {
+            return;
+        }
+        let expire = Request {
+            client: 0,
+            sequence: 0,
+            command: Command::ExpireSessions { sessions: due },
+        };
+        // A refused proposal (leadership moving) is retried after `retry_ms`, or by the
+        // next leader.
+        let _ = self.raft.propose(Payload::from(expire.encode()));
+    }
+
+    /// Keeps the leader's session clock in step with applied events, and routes the events to
+    /// the watches.
+    fn publish_events(&mut self) {
+        let events = self.state.take_events();
+        if events.is_empty() {
+            return;
+        }
+        if self.session_clock.is_running() {
+            let now_ms = self.now_ms();
+            for event in &events {
+                match event.kind {
+                    EventKind::SessionCreated => {
+                        let session =
+                            u64::from_be_bytes(event.key[..8].try_into().unwrap_or([0; 8]));
+                        self.session_clock.created(session, event.item, now_ms);
+                    }
+                    EventKind::SessionEnded(_) => self.session_clock.ended(event.session),
+                    _ => {}
+                }
+            }
+        }
+        for (key, events) in self.watches.publish(events) {
+            self.deliver(key, events);
         }
     }
 
@@ -854,7 +1058,41 @@ impl EventLoop {
                     more,
                 }
             }
+            ClientOp::Query { query, .. } => ClientReply::Answer {
+                revision,
+                answer: self.answer(query),
+            },
             _ => ClientReply::Failed("not a read".into()),
+        }
+    }
+
+    fn answer(&self, query: &Query) -> Answer {
+        let state = &self.state;
+        match query {
+            Query::Holders { space, name } => Answer::Holders {
+                holders: state.holders(*space, name).to_vec(),
+                waiters: state.waiters(*space, name),
+            },
+            Query::Members { group } => Answer::Members(state.members(group)),
+            Query::Queue { queue } => {
+                let (items, ready, waiters) = state.queue_counts(queue);
+                Answer::Queue {
+                    items: items as u64,
+                    ready: ready as u64,
+                    waiters: waiters as u64,
+                }
+            }
+            Query::Barrier { name } => {
+                let (arrived, participants) = state.barrier(name).unwrap_or((0, 0));
+                Answer::Barrier {
+                    arrived,
+                    participants,
+                }
+            }
+            Query::Counter { name } => Answer::Counter(state.counter(name)),
+            Query::Session { session } => {
+                Answer::Session(state.session_ttl_ms(*session).unwrap_or(0))
+            }
         }
     }
 
@@ -906,6 +1144,12 @@ impl EventLoop {
         let lost_leadership = self.role_seen.0 == Role::Leader;
         if role.0 == Role::Leader {
             log(self.config.id, format!("became leader in term {}", role.1));
+            // Every session gets a full TTL from now: keepalives had nowhere to go while
+            // there was no leader.
+            let now_ms = self.now_ms();
+            self.session_clock.restart(now_ms, self.state.sessions());
+        } else if lost_leadership {
+            self.session_clock.clear();
         }
         self.role_seen = role;
         lost_leadership
@@ -983,6 +1227,19 @@ impl EventLoop {
             self.raft.storage_mut().apply_snapshot(snapshot.clone())?;
             self.state = restored;
             self.last_snapshot_index = snapshot.meta.index;
+            // The history no longer connects to the new state: watchers resume (and learn
+            // whether they were compacted).
+            for key in self.watches.reset(self.state.revision()) {
+                if let Some(Some(connection)) = self.connections.get_mut(key.slot) {
+                    if connection.serial == key.serial {
+                        connection.queue(&Frame::WatchEnded {
+                            watch: key.watch,
+                            reason: "this member installed a snapshot from the leader".into(),
+                        });
+                        self.mark_dirty(key.slot);
+                    }
+                }
+            }
         }
         if !ready.entries.is_empty() || ready.hard_state.is_some() {
             self.raft
@@ -1003,16 +1260,36 @@ impl EventLoop {
                     .pending_writes
                     .remove(&(applied.client, applied.sequence))
                 {
-                    let reply = ClientReply::Written(applied.outcome);
+                    let reply = match applied.payload {
+                        Some(payload) => ClientReply::Claimed {
+                            outcome: applied.outcome,
+                            payload,
+                        },
+                        None => ClientReply::Written(applied.outcome),
+                    };
                     self.reply(&p.to, reply);
                 }
             }
         }
-        // Change events are for watches (not served yet); drained so they never pile up.
-        self.state.take_events();
+        self.publish_events();
         self.confirmed_reads
             .extend(ready.read_states.iter().map(|r| (r.request, r.index)));
         self.maybe_snapshot()
+    }
+
+    /// Restarts the deadlines of sessions whose keepalive a quorum confirmed this member
+    /// leads for.
+    fn keep_alive(&mut self, sessions: &[u64]) -> ClientReply {
+        if self.raft.role() != Role::Leader || !self.session_clock.is_running() {
+            let leader = self.raft.leader();
+            return self.refusal(Error::NotLeader { leader });
+        }
+        let now_ms = self.now_ms();
+        let ttls = sessions
+            .iter()
+            .map(|s| (*s, self.session_clock.keepalive(*s, now_ms).unwrap_or(0)))
+            .collect();
+        ClientReply::KeptAlive(ttls)
     }
 
     fn serve_confirmed_reads(&mut self) {
@@ -1024,7 +1301,10 @@ impl EventLoop {
                 continue;
             }
             if let Some(r) = self.pending_reads.remove(&read) {
-                let reply = self.read(&r.op);
+                let reply = match &r.op {
+                    ClientOp::KeepAlive { sessions } => self.keep_alive(sessions),
+                    op => self.read(op),
+                };
                 self.reply(&r.pending.to, reply);
             }
         }
@@ -1095,6 +1375,8 @@ fn process_seed(id: NodeId) -> u64 {
 
 fn frame_name(frame: &Frame) -> &'static str {
     match frame {
+        Frame::Events { .. } => "events",
+        Frame::WatchEnded { .. } => "watch-ended",
         Frame::Hello { .. } => "Hello",
         Frame::Welcome { .. } => "Welcome",
         Frame::Refused(_) => "Refused",

@@ -10,9 +10,12 @@
 
 use crate::codec::{Put, Reader};
 use crate::core::raft::{Message, MessageBody};
-use crate::core::state::{KeyValue, Outcome, Request};
+use crate::core::state::group::Member;
+use crate::core::state::lock::Holder;
+use crate::core::state::{Event, KeyValue, Mode, Outcome, Request, Space};
 use crate::limits::{
-    ENTRY_BYTES_MAX, FRAME_BYTES_MAX, KEY_BYTES_MAX, LEARNERS_MAX, RANGE_RESULTS_MAX,
+    ENTRY_BYTES_MAX, EVENTS_PER_FRAME_MAX, EXPIRE_BATCH_MAX, FRAME_BYTES_MAX, GROUP_MEMBERS_MAX,
+    KEY_BYTES_MAX, LEARNERS_MAX, LOCK_WAITERS_MAX, RANGE_RESULTS_MAX, SEMAPHORE_PERMITS_MAX,
     SNAPSHOT_BYTES_MAX, VALUE_BYTES_MAX, VOTERS_MAX,
 };
 use crate::types::{ConfState, Entry, EntryKind, NodeId, Payload, SnapshotMeta};
@@ -55,6 +58,106 @@ pub enum ClientOp {
     },
     /// This member's view of the cluster.
     Status,
+    /// Keeps sessions alive (served by the leader once a quorum confirmed its leadership).
+    KeepAlive {
+        /// The sessions.
+        sessions: Vec<u64>,
+    },
+    /// Reads a primitive's state; linearizable unless `serializable`.
+    Query {
+        /// What to read.
+        query: Query,
+        /// As for `Get`.
+        serializable: bool,
+    },
+    /// Starts streaming the changes of a space's keys under `prefix`, from revision `from`
+    /// (events come as [`Frame::Events`] tagged with `watch`).
+    Watch {
+        /// The caller's id for this watch (unique on its connection).
+        watch: u64,
+        /// The space.
+        space: Space,
+        /// The key or name prefix (empty: the whole space).
+        prefix: Vec<u8>,
+        /// First revision wanted.
+        from: u64,
+    },
+    /// Stops a watch.
+    Unwatch {
+        /// The watch.
+        watch: u64,
+    },
+}
+
+/// A read of a primitive's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Query {
+    /// Holders and waiters of a lock, or the leader and candidates of an election.
+    Holders {
+        /// `Space::Lock` or `Space::Election`.
+        space: Space,
+        /// The name.
+        name: Vec<u8>,
+    },
+    /// A group's members.
+    Members {
+        /// The group.
+        group: Vec<u8>,
+    },
+    /// A queue's counts.
+    Queue {
+        /// The queue.
+        queue: Vec<u8>,
+    },
+    /// A barrier's arrivals.
+    Barrier {
+        /// The barrier.
+        name: Vec<u8>,
+    },
+    /// A counter's value.
+    Counter {
+        /// The counter.
+        name: Vec<u8>,
+    },
+    /// Whether a session is alive, and its TTL.
+    Session {
+        /// The session.
+        session: u64,
+    },
+}
+
+/// The answer to a [`Query`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// Holders (the leader first for an election) and waiting sessions.
+    Holders {
+        /// Current holders, in grant order.
+        holders: Vec<Holder>,
+        /// Waiting sessions, first in line first.
+        waiters: Vec<u64>,
+    },
+    /// A group's members, by id.
+    Members(Vec<Member>),
+    /// (items, unclaimed, waiting claimers).
+    Queue {
+        /// Items held, claimed or not.
+        items: u64,
+        /// Unclaimed items.
+        ready: u64,
+        /// Sessions waiting to claim.
+        waiters: u64,
+    },
+    /// Arrived and expected participants (0, 0: no barrier waiting).
+    Barrier {
+        /// Arrived.
+        arrived: u32,
+        /// Expected.
+        participants: u32,
+    },
+    /// A counter's value.
+    Counter(i64),
+    /// A session's TTL in ms (0: not alive).
+    Session(u64),
 }
 
 /// A member's view of the cluster, as `accord status` shows it.
@@ -108,6 +211,33 @@ pub enum ClientReply {
     Unavailable(String),
     /// The member's status.
     Status(Status),
+    /// Sessions kept alive: (session, TTL in ms, 0 when the session is not alive).
+    KeptAlive(Vec<(u64, u64)>),
+    /// The answer to a query, at `revision`.
+    Answer {
+        /// Revision served at.
+        revision: u64,
+        /// The answer.
+        answer: Answer,
+    },
+    /// A claim was applied; the item's payload comes with it.
+    Claimed {
+        /// The outcome (`Outcome::Claimed`, or another for a refusal).
+        outcome: Outcome,
+        /// The claimed item's payload.
+        payload: Vec<u8>,
+    },
+    /// The watch is registered; its events follow as [`Frame::Events`].
+    Watching {
+        /// The member's revision when the watch started.
+        revision: u64,
+    },
+    /// The watch's start revision is older than this member's event history: list again
+    /// (at `revision` or later) and watch from there.
+    Compacted {
+        /// The member's current revision.
+        revision: u64,
+    },
 }
 
 /// One frame.
@@ -143,6 +273,21 @@ pub enum Frame {
         /// The answer.
         reply: ClientReply,
     },
+    /// Events for one of the connection's watches, in revision order.
+    Events {
+        /// The watch.
+        watch: u64,
+        /// The events.
+        events: Vec<Event>,
+    },
+    /// The member ended a watch (a slow consumer, a snapshot replacing its state...).
+    WatchEnded {
+        /// The watch.
+        watch: u64,
+        /// Why; the watcher may resume from its next revision (it may then learn it was
+        /// compacted).
+        reason: String,
+    },
 }
 
 const KIND_HELLO: u8 = 1;
@@ -151,6 +296,8 @@ const KIND_REFUSED: u8 = 3;
 const KIND_RAFT: u8 = 4;
 const KIND_REQUEST: u8 = 5;
 const KIND_REPLY: u8 = 6;
+const KIND_EVENTS: u8 = 7;
+const KIND_WATCH_ENDED: u8 = 8;
 
 /// Appends a client request frame to `out` without building a [`Frame`] (no copy of the
 /// operation).
@@ -202,6 +349,17 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             out.put_u8(KIND_REPLY);
             out.put_u64(*id);
             encode_reply(reply, out);
+        }
+        Frame::Events { watch, events } => {
+            out.put_u8(KIND_EVENTS);
+            out.put_u64(*watch);
+            out.put_u32(events.len() as u32);
+            events.iter().for_each(|event| event.encode(out));
+        }
+        Frame::WatchEnded { watch, reason } => {
+            out.put_u8(KIND_WATCH_ENDED);
+            out.put_u64(*watch);
+            out.put_bytes(reason.as_bytes());
         }
     }
     let length = (out.len() - start - 4) as u32;
@@ -271,6 +429,23 @@ fn decode_body(kind: u8, reader: &mut Reader) -> Result<Frame, String> {
         KIND_REPLY => Frame::Reply {
             id: reader.u64()?,
             reply: decode_reply(reader)?,
+        },
+        KIND_EVENTS => {
+            let watch = reader.u64()?;
+            let count = reader.u32()? as usize;
+            if count > EVENTS_PER_FRAME_MAX {
+                return Err(format!(
+                    "{count} events exceed {EVENTS_PER_FRAME_MAX} per frame"
+                ));
+            }
+            let events = (0..count)
+                .map(|_| Event::decode(reader))
+                .collect::<Result<Vec<_>, _>>()?;
+            Frame::Events { watch, events }
+        }
+        KIND_WATCH_ENDED => Frame::WatchEnded {
+            watch: reader.u64()?,
+            reason: text(reader)?,
         },
         other => return Err(format!("unknown frame kind {other}")),
     })
@@ -523,7 +698,203 @@ fn encode_op(op: &ClientOp, out: &mut Vec<u8>) {
             out.put_u8(*serializable as u8);
         }
         ClientOp::Status => out.put_u8(4),
+        ClientOp::KeepAlive { sessions } => {
+            out.put_u8(5);
+            out.put_u32(sessions.len() as u32);
+            sessions.iter().for_each(|s| out.put_u64(*s));
+        }
+        ClientOp::Query {
+            query,
+            serializable,
+        } => {
+            out.put_u8(6);
+            out.put_u8(*serializable as u8);
+            encode_query(query, out);
+        }
+        ClientOp::Watch {
+            watch,
+            space,
+            prefix,
+            from,
+        } => {
+            out.put_u8(7);
+            out.put_u64(*watch);
+            out.put_u8(*space as u8);
+            out.put_bytes(prefix);
+            out.put_u64(*from);
+        }
+        ClientOp::Unwatch { watch } => {
+            out.put_u8(8);
+            out.put_u64(*watch);
+        }
     }
+}
+
+fn encode_query(query: &Query, out: &mut Vec<u8>) {
+    match query {
+        Query::Holders { space, name } => {
+            out.put_u8(1);
+            out.put_u8(*space as u8);
+            out.put_bytes(name);
+        }
+        Query::Members { group } => {
+            out.put_u8(2);
+            out.put_bytes(group);
+        }
+        Query::Queue { queue } => {
+            out.put_u8(3);
+            out.put_bytes(queue);
+        }
+        Query::Barrier { name } => {
+            out.put_u8(4);
+            out.put_bytes(name);
+        }
+        Query::Counter { name } => {
+            out.put_u8(5);
+            out.put_bytes(name);
+        }
+        Query::Session { session } => {
+            out.put_u8(6);
+            out.put_u64(*session);
+        }
+    }
+}
+
+fn decode_query(reader: &mut Reader) -> Result<Query, String> {
+    let name = |reader: &mut Reader| -> Result<Vec<u8>, String> {
+        Ok(reader.bytes(KEY_BYTES_MAX)?.to_vec())
+    };
+    Ok(match reader.u8()? {
+        1 => Query::Holders {
+            space: Space::from_code(reader.u8()?)?,
+            name: name(reader)?,
+        },
+        2 => Query::Members {
+            group: name(reader)?,
+        },
+        3 => Query::Queue {
+            queue: name(reader)?,
+        },
+        4 => Query::Barrier {
+            name: name(reader)?,
+        },
+        5 => Query::Counter {
+            name: name(reader)?,
+        },
+        6 => Query::Session {
+            session: reader.u64()?,
+        },
+        other => return Err(format!("unknown query {other}")),
+    })
+}
+
+fn encode_answer(answer: &Answer, out: &mut Vec<u8>) {
+    match answer {
+        Answer::Holders { holders, waiters } => {
+            out.put_u8(1);
+            out.put_u32(holders.len() as u32);
+            for holder in holders {
+                out.put_u64(holder.session);
+                out.put_u64(holder.token);
+                out.put_u8(holder.mode as u8);
+                out.put_bytes(&holder.value);
+            }
+            out.put_u32(waiters.len() as u32);
+            waiters.iter().for_each(|s| out.put_u64(*s));
+        }
+        Answer::Members(members) => {
+            out.put_u8(2);
+            out.put_u32(members.len() as u32);
+            for member in members {
+                out.put_bytes(&member.id);
+                out.put_u64(member.session);
+                out.put_bytes(&member.metadata);
+                out.put_u64(member.revision);
+            }
+        }
+        Answer::Queue {
+            items,
+            ready,
+            waiters,
+        } => {
+            out.put_u8(3);
+            out.put_u64(*items);
+            out.put_u64(*ready);
+            out.put_u64(*waiters);
+        }
+        Answer::Barrier {
+            arrived,
+            participants,
+        } => {
+            out.put_u8(4);
+            out.put_u32(*arrived);
+            out.put_u32(*participants);
+        }
+        Answer::Counter(value) => {
+            out.put_u8(5);
+            out.put_u64(*value as u64);
+        }
+        Answer::Session(ttl) => {
+            out.put_u8(6);
+            out.put_u64(*ttl);
+        }
+    }
+}
+
+fn decode_answer(reader: &mut Reader) -> Result<Answer, String> {
+    Ok(match reader.u8()? {
+        1 => {
+            let count = reader.u32()? as usize;
+            if count > SEMAPHORE_PERMITS_MAX as usize {
+                return Err(format!("{count} holders exceed the limit"));
+            }
+            let mut holders = Vec::with_capacity(count);
+            for _ in 0..count {
+                holders.push(Holder {
+                    session: reader.u64()?,
+                    token: reader.u64()?,
+                    mode: if reader.u8()? == 0 {
+                        Mode::Exclusive
+                    } else {
+                        Mode::Shared
+                    },
+                    value: reader.bytes(VALUE_BYTES_MAX)?.to_vec(),
+                });
+            }
+            Answer::Holders {
+                holders,
+                waiters: reader.ids(LOCK_WAITERS_MAX)?,
+            }
+        }
+        2 => {
+            let count = reader.u32()? as usize;
+            if count > GROUP_MEMBERS_MAX {
+                return Err(format!("{count} members exceed the limit"));
+            }
+            let mut members = Vec::with_capacity(count);
+            for _ in 0..count {
+                members.push(Member {
+                    id: reader.bytes(KEY_BYTES_MAX)?.to_vec(),
+                    session: reader.u64()?,
+                    metadata: reader.bytes(VALUE_BYTES_MAX)?.to_vec(),
+                    revision: reader.u64()?,
+                });
+            }
+            Answer::Members(members)
+        }
+        3 => Answer::Queue {
+            items: reader.u64()?,
+            ready: reader.u64()?,
+            waiters: reader.u64()?,
+        },
+        4 => Answer::Barrier {
+            arrived: reader.u32()?,
+            participants: reader.u32()?,
+        },
+        5 => Answer::Counter(reader.u64()? as i64),
+        6 => Answer::Session(reader.u64()?),
+        other => return Err(format!("unknown answer {other}")),
+    })
 }
 
 fn decode_op(reader: &mut Reader) -> Result<ClientOp, String> {
@@ -539,6 +910,25 @@ fn decode_op(reader: &mut Reader) -> Result<ClientOp, String> {
             serializable: reader.u8()? != 0,
         },
         4 => ClientOp::Status,
+        5 => ClientOp::KeepAlive {
+            sessions: reader.ids(EXPIRE_BATCH_MAX)?,
+        },
+        6 => {
+            let serializable = reader.u8()? != 0;
+            ClientOp::Query {
+                query: decode_query(reader)?,
+                serializable,
+            }
+        }
+        7 => ClientOp::Watch {
+            watch: reader.u64()?,
+            space: Space::from_code(reader.u8()?)?,
+            prefix: reader.bytes(KEY_BYTES_MAX)?.to_vec(),
+            from: reader.u64()?,
+        },
+        8 => ClientOp::Unwatch {
+            watch: reader.u64()?,
+        },
         other => return Err(format!("unknown client operation {other}")),
     })
 }
@@ -612,6 +1002,32 @@ fn encode_reply(reply: &ClientReply, out: &mut Vec<u8>) {
                 out.put_u64(*contact_ms);
             }
         }
+        ClientReply::KeptAlive(ttls) => {
+            out.put_u8(7);
+            out.put_u32(ttls.len() as u32);
+            for (session, ttl) in ttls {
+                out.put_u64(*session);
+                out.put_u64(*ttl);
+            }
+        }
+        ClientReply::Answer { revision, answer } => {
+            out.put_u8(8);
+            out.put_u64(*revision);
+            encode_answer(answer, out);
+        }
+        ClientReply::Claimed { outcome, payload } => {
+            out.put_u8(9);
+            outcome.encode(out);
+            out.put_bytes(payload);
+        }
+        ClientReply::Watching { revision } => {
+            out.put_u8(10);
+            out.put_u64(*revision);
+        }
+        ClientReply::Compacted { revision } => {
+            out.put_u8(11);
+            out.put_u64(*revision);
+        }
     }
 }
 
@@ -667,6 +1083,30 @@ fn decode_reply(reader: &mut Reader) -> Result<ClientReply, String> {
                 members,
             })
         }
+        7 => {
+            let count = reader.u32()? as usize;
+            if count > EXPIRE_BATCH_MAX {
+                return Err(format!("{count} sessions exceed the limit"));
+            }
+            let ttls = (0..count)
+                .map(|_| Ok((reader.u64()?, reader.u64()?)))
+                .collect::<Result<Vec<_>, String>>()?;
+            ClientReply::KeptAlive(ttls)
+        }
+        8 => ClientReply::Answer {
+            revision: reader.u64()?,
+            answer: decode_answer(reader)?,
+        },
+        9 => ClientReply::Claimed {
+            outcome: Outcome::decode(reader)?,
+            payload: reader.bytes(VALUE_BYTES_MAX)?.to_vec(),
+        },
+        10 => ClientReply::Watching {
+            revision: reader.u64()?,
+        },
+        11 => ClientReply::Compacted {
+            revision: reader.u64()?,
+        },
         other => return Err(format!("unknown reply kind {other}")),
     })
 }

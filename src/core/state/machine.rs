@@ -83,6 +83,8 @@ pub struct Applied {
     pub sequence: u64,
     /// The outcome (the stored one, for a retry of an applied request).
     pub outcome: Outcome,
+    /// A claimed queue item's payload (for a claim granted at once).
+    pub payload: Option<Vec<u8>>,
 }
 
 impl StateMachine {
@@ -111,10 +113,17 @@ impl StateMachine {
             return None;
         }
         let outcome = self.apply_request(&request);
+        let payload = match (&request.command, &outcome) {
+            (Command::Claim { queue, .. }, Outcome::Claimed { item, .. }) => {
+                self.queues.claimed(queue, *item).map(|c| c.payload)
+            }
+            _ => None,
+        };
         Some(Applied {
             client: request.client,
             sequence: request.sequence,
             outcome,
+            payload,
         })
     }
 
