@@ -70,6 +70,12 @@ pub enum Error {
     Rejected(String),
     /// An argument is out of range (a key too long, a value too large…); the text says which.
     InvalidArgument(String),
+    /// A blocking call (a lock, a claim, a barrier) was not satisfied in time; nothing is
+    /// held because of it.
+    Timeout(String),
+    /// The session the call depends on is lost (expired, closed, or no longer provably
+    /// alive): whatever it held must be considered gone.
+    SessionLost(String),
 }
 
 impl fmt::Display for Error {
@@ -110,6 +116,8 @@ impl fmt::Display for Error {
             Error::Cancelled => write!(f, "the call was cancelled"),
             Error::Rejected(why) => write!(f, "the cluster refused the request: {why}"),
             Error::InvalidArgument(why) => write!(f, "invalid argument: {why}"),
+            Error::Timeout(what) => write!(f, "timed out: {what}"),
+            Error::SessionLost(why) => write!(f, "session lost: {why}"),
             Error::StorageFailed(why) => write!(
                 f,
                 "storage failed earlier ({why}); this node no longer acknowledges writes"

@@ -9,6 +9,7 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use parking_lot::Mutex;
 
 use crate::core::state::{Command, Condition, KeyValue, Op, Outcome, Request};
 use crate::error::{Error, Result};
+use crate::limits::WATCH_BUFFER_EVENTS_MAX;
 use crate::runtime::node::LoopHandle;
 use crate::runtime::wire::{self, Caller, ClientOp, ClientReply, Decoded, Frame, Status};
 
@@ -100,6 +102,8 @@ struct Inner {
     local_redirected: bool,
     /// Scratch space for socket reads (allocated once, never zeroed again).
     chunk: Vec<u8>,
+    /// Watch frames that arrived while a reply was awaited (bounded: see `attempt`).
+    pushed: VecDeque<Frame>,
 }
 
 impl Client {
@@ -122,6 +126,7 @@ impl Client {
                 read_timeout: None,
                 local_redirected: false,
                 chunk: vec![0; 16 * 1024],
+                pushed: VecDeque::new(),
             }),
             cancel: Arc::new(CancelState::default()),
             local: None,
@@ -265,6 +270,20 @@ impl Client {
     }
 
     fn write(&self, command: Command) -> Result<Outcome> {
+        match self.write_until(command, deadline_after(self.config.timeout))? {
+            ClientReply::Written(outcome) => Ok(outcome),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The configuration this client was made with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// Applies `command` through the log (once, however often it is retried) and returns the
+    /// member's reply (`Written`, or `Claimed` for a claim), trying until `deadline`.
+    pub(crate) fn write_until(&self, command: Command, deadline: Instant) -> Result<ClientReply> {
         command.validate().map_err(Error::InvalidArgument)?;
         let sequence = {
             let mut inner = self.inner.lock();
@@ -278,11 +297,11 @@ impl Client {
             command,
         };
         // Every retry carries the same sequence: the cluster applies the write once.
-        match self.call(ClientOp::Write(request))? {
+        match self.call_until(ClientOp::Write(request), deadline)? {
             ClientReply::Written(Outcome::Stale { .. }) => Err(Error::InvalidMessage(
                 "the cluster had already applied a newer request of this client",
             )),
-            ClientReply::Written(outcome) => Ok(outcome),
+            reply @ (ClientReply::Written(_) | ClientReply::Claimed { .. }) => Ok(reply),
             other => Err(unexpected(other)),
         }
     }
@@ -290,7 +309,11 @@ impl Client {
     /// Sends `op` until a member answers it, following the leader and retrying across
     /// failures until the timeout.
     fn call(&self, op: ClientOp) -> Result<ClientReply> {
-        let deadline = deadline_after(self.config.timeout);
+        self.call_until(op, deadline_after(self.config.timeout))
+    }
+
+    /// As [`Client::call`], until `deadline`.
+    pub(crate) fn call_until(&self, op: ClientOp, deadline: Instant) -> Result<ClientReply> {
         let mut inner = self.inner.lock();
         let generation = self.cancel.generation.load(Ordering::SeqCst);
         let cancelled = || self.cancel.generation.load(Ordering::SeqCst) != generation;
@@ -377,6 +400,13 @@ impl Client {
             match read_frame(inner, deadline)? {
                 Frame::Reply { id, reply } if id == request => return Ok(reply),
                 Frame::Reply { .. } => continue, // an answer to an earlier, abandoned attempt
+                frame @ (Frame::Events { .. } | Frame::WatchEnded { .. }) => {
+                    // Kept for the watch stream that owns this connection.
+                    if inner.pushed.len() >= WATCH_BUFFER_EVENTS_MAX {
+                        return Err(Error::Busy("watch events piled up unread"));
+                    }
+                    inner.pushed.push_back(frame);
+                }
                 other => {
                     return Err(Error::InvalidMessage(frame_kind(&other)));
                 }
@@ -416,6 +446,7 @@ impl Client {
             .and_then(|()| stream.write_all(&hello))
             .map_err(|e| Error::io(format!("greeting {address}"), &e))?;
         inner.received.clear();
+        inner.pushed.clear();
         inner.read_timeout = None;
         *self.cancel.socket.lock() = stream.try_clone().ok();
         inner.connection = Some((stream, address.clone()));
@@ -428,6 +459,60 @@ impl Client {
                 )))
             }
             other => Err(Error::InvalidMessage(frame_kind(&other))),
+        }
+    }
+}
+
+impl Client {
+    /// Opens a connection to some member (rotating through the endpoints) for a watch
+    /// stream; returns its address.
+    pub(crate) fn open_stream(&self, deadline: Instant) -> Result<String> {
+        let mut inner = self.inner.lock();
+        inner.connection = None;
+        self.open_connection(&mut inner, deadline)?;
+        Ok(inner
+            .connection
+            .as_ref()
+            .map(|(_, a)| a.clone())
+            .unwrap_or_default())
+    }
+
+    /// Sends one request on the open stream connection and waits for its reply (watch frames
+    /// arriving meanwhile are kept for [`Client::next_pushed`]).
+    pub(crate) fn stream_request(&self, op: &ClientOp, deadline: Instant) -> Result<ClientReply> {
+        let mut inner = self.inner.lock();
+        if inner.connection.is_none() {
+            return Err(Error::io("watching", &closed()));
+        }
+        let result = self.attempt(&mut inner, op, deadline);
+        if result.is_err() {
+            inner.connection = None;
+        }
+        result
+    }
+
+    /// The next watch frame on the stream connection, waiting until `deadline`; `Ok(None)`
+    /// when none came in time.
+    pub(crate) fn next_pushed(&self, deadline: Instant) -> Result<Option<Frame>> {
+        let mut inner = self.inner.lock();
+        if let Some(frame) = inner.pushed.pop_front() {
+            return Ok(Some(frame));
+        }
+        if inner.connection.is_none() {
+            return Err(Error::io("watching", &closed()));
+        }
+        match read_frame(&mut inner, deadline) {
+            Ok(frame @ (Frame::Events { .. } | Frame::WatchEnded { .. })) => Ok(Some(frame)),
+            Ok(Frame::Reply { .. }) => Ok(None), // an abandoned request's answer
+            Ok(other) => {
+                inner.connection = None;
+                Err(Error::InvalidMessage(frame_kind(&other)))
+            }
+            Err(Error::Busy(_)) => Ok(None), // the deadline passed
+            Err(error) => {
+                inner.connection = None;
+                Err(error)
+            }
         }
     }
 }
@@ -473,7 +558,7 @@ fn read_frame(inner: &mut Inner, deadline: Instant) -> Result<Frame> {
 }
 
 /// `now + timeout`, or a day from now for a timeout too large to add.
-fn deadline_after(timeout: Duration) -> Instant {
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(timeout)
         .unwrap_or(now + Duration::from_secs(24 * 3600))
@@ -497,6 +582,6 @@ fn frame_kind(frame: &Frame) -> &'static str {
     }
 }
 
-fn unexpected(value: impl std::fmt::Debug) -> Error {
+pub(crate) fn unexpected(value: impl std::fmt::Debug) -> Error {
     Error::Corrupt(format!("unexpected answer: {value:?}"))
 }

@@ -149,7 +149,8 @@ pub enum Command {
         /// Queue when not grantable now.
         wait: bool,
     },
-    /// Releases a lock, resigns an election or stops waiting for either.
+    /// Releases a lock, resigns an election, or stops waiting for either or for a queue item
+    /// (`Space::Queue`: claims already granted stay).
     Release {
         /// `Space::Lock` or `Space::Election`.
         space: Space,
@@ -1034,8 +1035,8 @@ impl Command {
                 Ok(())
             }
             Command::Release { space, name, .. } => {
-                if !matches!(space, Space::Lock | Space::Election) {
-                    return Err("only locks and elections are released".into());
+                if !matches!(space, Space::Lock | Space::Election | Space::Queue) {
+                    return Err("only locks, elections and queue waits are released".into());
                 }
                 key(name)
             }

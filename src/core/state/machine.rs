@@ -292,9 +292,12 @@ impl StateMachine {
                     revision: &mut self.revision,
                     events: &mut self.events,
                 };
-                let ok = self
-                    .locks
-                    .release(*space, name, *session, Ended::ByRequest, &mut fx);
+                let ok = if *space == Space::Queue {
+                    self.queues.cancel_wait(name, *session, &mut fx)
+                } else {
+                    self.locks
+                        .release(*space, name, *session, Ended::ByRequest, &mut fx)
+                };
                 self.note_hold(*space, name, *session);
                 Outcome::Done {
                     revision: self.revision,

@@ -161,6 +161,24 @@ impl Queues {
         true
     }
 
+    /// Stops `session` waiting for an item; false if it was not waiting.
+    pub fn cancel_wait(&mut self, name: &[u8], session: u64, fx: &mut Effects) -> bool {
+        let Some(queue) = self.map.get_mut(name) else {
+            return false;
+        };
+        let Some(at) = queue.waiters.iter().position(|s| *s == session) else {
+            return false;
+        };
+        queue.waiters.remove(at);
+        fx.bump();
+        fx.emit(Space::Queue, name, EventKind::Ended(Ended::ByRequest))
+            .session = session;
+        if queue.items.is_empty() && queue.waiters.is_empty() {
+            self.map.remove(name);
+        }
+        true
+    }
+
     /// Gives back every item `session` claimed in the queue and stops its wait.
     pub fn end_session(&mut self, name: &[u8], session: u64, why: Ended, fx: &mut Effects) {
         let Some(queue) = self.map.get_mut(name) else {
