@@ -653,6 +653,23 @@ impl Client {
         }
     }
 
+    /// Acknowledges `item` of `queue` claimed with `token` (from a claim made elsewhere, e.g.
+    /// by `accord queue claim`); fails if that claim is no longer valid.
+    pub fn ack(&self, queue: &[u8], item: u64, token: u64) -> Result<()> {
+        let command = Command::Ack {
+            queue: queue.to_vec(),
+            item,
+            token,
+        };
+        match self.write_until(command, deadline_after(self.config().timeout))? {
+            ClientReply::Written(Outcome::Done { ok: true, .. }) => Ok(()),
+            ClientReply::Written(Outcome::Done { ok: false, .. }) => Err(Error::Rejected(format!(
+                "item {item} is no longer claimed with token {token}"
+            ))),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Adds `delta` to the counter `name`; returns the new value.
     pub fn add(&self, name: &[u8], delta: i64) -> Result<i64> {
         let command = Command::Add {

@@ -20,6 +20,12 @@ options (all commands):
   --timeout-ms N      how long a call may take, retries included (default 10000)
 ";
 
+/// The client configuration the common options describe.
+pub fn client_config(args: &mut Args) -> Result<ClientConfig, String> {
+    let (client, _) = client(args)?;
+    Ok(client.config().clone())
+}
+
 fn client(args: &mut Args) -> Result<(Client, Vec<String>), String> {
     let default = std::env::var("ACCORD_ENDPOINTS").unwrap_or_else(|_| "127.0.0.1:7101".into());
     let endpoints: String = args.get("endpoints", default)?;

@@ -1,10 +1,12 @@
-//! The `accord` command: simulation and benchmarks today; server, CLI and demo as they land.
+//! The `accord` command: server, command-line client, coordination primitives, demo,
+//! simulation and benchmarks.
 
 mod args;
 mod bench;
 mod bench_local;
 mod bench_wal;
 mod check;
+mod coord;
 mod counting_alloc;
 mod crashtest;
 mod demo;
@@ -27,6 +29,11 @@ commands:
   server   run one member of a cluster (accord server --help)
   kv       read and write keys: get, put, del, range (accord kv --help)
   status   each member's view: role, term, leader, commit and applied index, lag
+  lock     run a command while holding a lock, with its fencing token (accord lock --help)
+  elect    campaign in an election and print its leadership changes
+  group    join, list or watch a group
+  queue    push, claim and ack work items
+  watch    print every change under a prefix
   sim      run the deterministic simulator over many seeds (accord sim --help)
   bench    run a benchmark: `accord bench core`, `accord bench wal`, `accord bench local`
            (accord bench --help)
@@ -49,6 +56,11 @@ fn main() -> ExitCode {
         "demo" => demo::main(arguments),
         "kv" => kv::kv_main(arguments),
         "status" => kv::status_main(arguments),
+        "lock" => coord::lock_main(arguments),
+        "elect" => coord::elect_main(arguments),
+        "group" => coord::group_main(arguments),
+        "queue" => coord::queue_main(arguments),
+        "watch" => coord::watch_main(arguments),
         "bench" => bench::main(arguments),
         "check" => check::main(arguments),
         "crashtest" => crashtest::main(arguments),
