@@ -670,6 +670,49 @@ impl Client {
         }
     }
 
+    /// Creates a session without a keepalive thread (for programs that keep many sessions
+    /// alive themselves, in batches, with [`Client::keep_alive`]); returns its id. Most
+    /// programs want [`Session::create`] instead.
+    pub fn create_session(&self, ttl: Duration) -> Result<u64> {
+        let command = Command::CreateSession {
+            ttl_ms: ttl.as_millis() as u64,
+        };
+        match self.write_until(command, deadline_after(self.config().timeout))? {
+            ClientReply::Written(Outcome::Session { session, .. }) => Ok(session),
+            ClientReply::Written(Outcome::Refused { reason, .. }) => Err(Error::Rejected(reason)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Keeps sessions alive (at most [`crate::limits::EXPIRE_BATCH_MAX`] per call); returns
+    /// each session's TTL, `None` for a session the cluster no longer has.
+    pub fn keep_alive(&self, sessions: &[u64]) -> Result<Vec<(u64, Option<Duration>)>> {
+        if sessions.len() > crate::limits::EXPIRE_BATCH_MAX {
+            return Err(Error::InvalidArgument(format!(
+                "at most {} sessions per keepalive, not {}",
+                crate::limits::EXPIRE_BATCH_MAX,
+                sessions.len()
+            )));
+        }
+        let op = ClientOp::KeepAlive {
+            sessions: sessions.to_vec(),
+        };
+        match self.call_until(op, deadline_after(self.config().timeout))? {
+            ClientReply::KeptAlive(ttls) => Ok(ttls
+                .into_iter()
+                .map(|(s, ttl)| (s, (ttl > 0).then(|| Duration::from_millis(ttl))))
+                .collect()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Ends a session made with [`Client::create_session`].
+    pub fn close_session(&self, session: u64) -> Result<()> {
+        let command = Command::CloseSession { session };
+        self.write_until(command, deadline_after(self.config().timeout))
+            .map(|_| ())
+    }
+
     /// Adds `delta` to the counter `name`; returns the new value.
     pub fn add(&self, name: &[u8], delta: i64) -> Result<i64> {
         let command = Command::Add {
