@@ -31,10 +31,10 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::connection::{Connection, Peer, ReadOutcome};
 use super::storage::{StorageOptions, WalStorage};
-use super::watch::{WatchHub, WatchKey, WatchRefused};
 use super::wire::{Answer, Caller, ClientOp, ClientReply, Frame, Query, Status};
 use crate::core::raft::{Config, Message, Raft, Ready, Role, Storage};
 use crate::core::state::lease::SessionClock;
+use crate::core::state::watch::{WatchHub, WatchKey, WatchRefused};
 use crate::core::state::{Command, Event, EventKind, Request, StateMachine};
 use crate::error::{Error, Result};
 use crate::limits::{

@@ -10,7 +10,8 @@
 //! - `session`, `lock` (mutexes, read-write locks, semaphores, elections), `group`, `queue`,
 //!   `barrier` (barriers and counters): the coordination primitives;
 //! - `event`: the change events applying produces, for watches and blocking calls;
-//! - `lease`: the leader's clock of session deadlines (sans-IO: time is passed in).
+//! - `lease`: the leader's clock of session deadlines (sans-IO: time is passed in);
+//! - `watch`: a member's bounded event history and the watches it routes events to.
 
 pub mod barrier;
 pub mod command;
@@ -21,6 +22,7 @@ pub mod lock;
 pub mod machine;
 pub mod queue;
 pub mod session;
+pub mod watch;
 
 pub use command::{Command, Compare, Condition, LockKind, Mode, Op, Outcome, Request};
 pub use event::{Ended, Event, EventKind, Space};

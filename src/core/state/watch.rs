@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::core::state::{Event, Space};
+use super::event::{Event, Space};
 use crate::limits::{
     WATCHES_MAX, WATCHES_PER_CONNECTION_MAX, WATCH_HISTORY_BYTES_MAX, WATCH_HISTORY_EVENTS_MAX,
 };
