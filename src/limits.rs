@@ -26,6 +26,10 @@ pub const SNAPSHOT_BYTES_MAX: usize = 1024 * 1024 * 1024;
 /// Snapshot chunks in flight to one follower before the leader waits for acknowledgements.
 pub const SNAPSHOT_CHUNKS_IN_FLIGHT_MAX: u64 = 4;
 
+/// Chunks a snapshot transfer is cut into at most (unless that would make chunks larger than
+/// [`APPEND_BYTES_MAX`]): a transfer must finish before the next snapshot replaces it.
+pub const SNAPSHOT_CHUNKS_PER_TRANSFER: u64 = 64;
+
 /// Size a WAL segment is preallocated to; a new segment starts when the next batch would not
 /// fit.
 ///

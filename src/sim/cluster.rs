@@ -8,6 +8,7 @@
 //! handling a `Ready`, after its messages went out and with only a prefix of its entries
 //! written, so what was never durable is lost exactly as after a power cut.
 
+use super::coord::{CoordChecks, CoordClient, Watcher, KEEPALIVE_MARK};
 use super::history::{OpInput, OpOutput, Operation};
 use super::invariants::{Invariants, Violation};
 use super::kv::{Command, KvStore};
@@ -15,6 +16,9 @@ use super::network::{Event, Network, TICK_US};
 use super::workload::Client;
 use crate::core::raft::{Config, MemStorage, Raft, Role, Storage};
 use crate::core::rng::Rng;
+use crate::core::state::lease::SessionClock;
+use crate::core::state::watch::WatchHub;
+use crate::core::state::StateMachine;
 use crate::error::Result;
 use crate::types::{EntryKind, Index, NodeId, Payload, Snapshot, Term};
 
@@ -61,6 +65,17 @@ pub(super) struct SimNode {
     /// The durable state while crashed.
     pub(super) durable: Option<MemStorage>,
     pub(super) kv: KvStore,
+    /// The product's state machine (sessions and primitives), next to the simulator's KV.
+    pub(super) state: StateMachine,
+    /// Session deadlines, kept while the node leads.
+    pub(super) session_clock: SessionClock,
+    /// The node's event history and its watchers' watches.
+    pub(super) hub: WatchHub,
+    /// How fast the node's clock runs against true time, in parts per million (within the
+    /// drift the sessions allow for).
+    pub(super) clock_ppm: i64,
+    /// How far the node's clock jumped forward, in total.
+    pub(super) clock_jump_us: u64,
     /// Confirmed reads waiting for the applied index to reach theirs: (request, index).
     pub(super) reads: Vec<(u64, Index)>,
     pub(super) incarnation: u32,
@@ -122,6 +137,15 @@ pub struct Cluster {
     pub corruptions_detected: u64,
     /// The voters, for repairs that rebuild a node's storage.
     voters: Vec<NodeId>,
+    /// Coordination clients (sessions, locks, elections, queues).
+    pub(super) coord_clients: Vec<CoordClient>,
+    /// Watchers streaming members' change events.
+    pub(super) watchers: Vec<Watcher>,
+    /// What the coordination checks found.
+    pub(super) coord: CoordChecks,
+    /// Randomness of the coordination workload (its own stream, so that runs without it
+    /// keep their schedules).
+    pub(super) coord_rng: Rng,
 }
 
 impl Cluster {
@@ -151,6 +175,10 @@ impl Cluster {
             corrupted_nodes: 0,
             corruptions_detected: 0,
             voters: voters.clone(),
+            coord_clients: Vec::new(),
+            watchers: Vec::new(),
+            coord: CoordChecks::default(),
+            coord_rng: Rng::new(seed ^ 0xC00D_5EED_0000_0001),
         };
         for &id in &voters {
             // Clocks drift: each node's tick lasts within ±2% of the nominal tick.
@@ -162,6 +190,12 @@ impl Cluster {
                 raft: None,
                 durable: Some(MemStorage::new_with_voters(&voters)),
                 kv: KvStore::default(),
+                state: StateMachine::new(),
+                session_clock: SessionClock::new(),
+                hub: WatchHub::new(0),
+                // Within ±5 %: inside the 10 % the sessions' safety clock allows for.
+                clock_ppm: cluster.coord_rng.range(0, 100_001) as i64 - 50_000,
+                clock_jump_us: 0,
                 reads: Vec::new(),
                 incarnation: 0,
                 torn_crash_pending: false,
@@ -333,6 +367,9 @@ impl Cluster {
         };
         node.durable = Some(raft.into_storage());
         node.kv = KvStore::default();
+        node.state = StateMachine::new();
+        node.session_clock.clear();
+        node.hub = WatchHub::new(0);
         node.reads.clear();
         node.incarnation += 1;
         node.torn_crash_pending = false;
@@ -380,12 +417,12 @@ impl Cluster {
         config.seed = seed;
         config.may_vote = node.may_vote;
         let snapshot = storage.snapshot().unwrap_or_default();
-        let kv = if snapshot.meta.index == 0 {
-            Some(KvStore::default())
+        let replica = if snapshot.meta.index == 0 {
+            Some((KvStore::default(), StateMachine::new()))
         } else {
-            KvStore::decode(snapshot.data.as_slice())
+            decode_replica(snapshot.data.as_slice())
         };
-        let Some(kv) = kv else {
+        let Some((kv, state)) = replica else {
             node.durable = Some(storage);
             self.fail(format!("node {id} cannot decode its own snapshot"));
             return;
@@ -401,6 +438,9 @@ impl Cluster {
             }
         }
         node.kv = kv;
+        node.hub = WatchHub::new(state.revision());
+        node.state = state;
+        node.session_clock.clear();
         node.snapshot_index = snapshot.meta.index;
         let (incarnation, tick_us) = (node.incarnation, node.tick_us);
         if self.trace {
@@ -549,6 +589,8 @@ impl Cluster {
             Event::Restart(id) => self.restart(id),
             Event::BadInput => self.inject_bad_input(),
             Event::Repair(id) => self.repair(id),
+            Event::CoordNext(client) => self.coord_next(client),
+            Event::ResourceWrite { token } => self.resource_write(token),
         }
     }
 
@@ -588,7 +630,8 @@ impl Cluster {
             return;
         }
         let next = now + node.tick_us;
-        if node.paused_until <= now {
+        let running = node.paused_until <= now;
+        if running {
             if let Some(raft) = node.raft.as_mut() {
                 raft.tick();
             }
@@ -601,6 +644,13 @@ impl Cluster {
             },
         );
         self.process(id);
+        if running && self.violation.is_none() {
+            self.coord_tick(id);
+            self.process(id);
+        }
+        if !self.watchers.is_empty() {
+            self.connect_watchers();
+        }
     }
 
     fn trace_role_change(&mut self, id: NodeId) {
@@ -636,6 +686,7 @@ impl Cluster {
         if self.trace {
             self.trace_role_change(id);
         }
+        self.coord_sync_leadership(id);
         if let Some(raft) = self.raft(id) {
             if raft.role() == Role::Leader {
                 let result = {
@@ -700,8 +751,12 @@ impl Cluster {
         for entry in &ready.committed_entries {
             if entry.kind == EntryKind::Normal {
                 self.apply_command(id, entry.index, entry.term, entry.data.as_slice());
+            } else {
+                self.nodes[index].state.apply_noop(entry.index);
+                self.coord_applied(id, entry.index, None, Vec::new());
             }
-            let state = self.nodes[index].kv.fingerprint();
+            let node = &self.nodes[index];
+            let state = replica_fingerprint(&node.kv, &node.state);
             if let Err(violation) = self.invariants.check_applied(id, node_term, entry, state) {
                 self.fail(violation);
                 return;
@@ -729,7 +784,7 @@ impl Cluster {
         snapshot: &Snapshot,
     ) -> std::result::Result<(), Violation> {
         let node = &mut self.nodes[(id - 1) as usize];
-        let kv = KvStore::decode(snapshot.data.as_slice())
+        let (kv, state) = decode_replica(snapshot.data.as_slice())
             .ok_or_else(|| format!("node {id} received an undecodable snapshot"))?;
         let raft = node
             .raft
@@ -738,10 +793,19 @@ impl Cluster {
         raft.storage_mut()
             .apply_snapshot(snapshot.clone())
             .map_err(|error| format!("node {id} storage refused a snapshot: {error}"))?;
-        self.invariants
-            .check_snapshot_state(id, snapshot.meta.index, kv.fingerprint())?;
+        self.invariants.check_snapshot_state(
+            id,
+            snapshot.meta.index,
+            replica_fingerprint(&kv, &state),
+        )?;
         node.kv = kv;
+        // The history no longer connects: the node's watchers reconnect and resume.
+        node.hub.reset(state.revision());
+        node.state = state;
         node.snapshot_index = snapshot.meta.index;
+        for watcher in &mut self.watchers {
+            watcher.disconnect_from(id);
+        }
         Ok(())
     }
 
@@ -756,7 +820,7 @@ impl Cluster {
         if applied < node.snapshot_index + node.snapshot_every {
             return;
         }
-        let data = Payload::from(node.kv.encode());
+        let data = Payload::from(encode_replica(&node.kv, &node.state));
         let storage = raft.storage_mut();
         let result = storage
             .create_snapshot(applied, data)
@@ -815,8 +879,15 @@ impl Cluster {
 
     fn apply_command(&mut self, id: NodeId, index: Index, term: Term, data: &[u8]) {
         let Some(command) = Command::decode(data) else {
-            return; // probes and test payloads are not client commands
+            // The product's commands (and probes, which it skips) go to its state machine.
+            let node = &mut self.nodes[(id - 1) as usize];
+            let applied = node.state.apply(index, data);
+            let events = node.state.take_events();
+            self.coord_applied(id, index, applied, events);
+            return;
         };
+        self.nodes[(id - 1) as usize].state.apply_noop(index);
+        self.coord_applied(id, index, None, Vec::new());
         let output = self.nodes[(id - 1) as usize].kv.apply(&command);
         let acknowledged = self.complete_client_op(command.client, command.seq, id, output);
         let is_write = !matches!(command.input, OpInput::Get);
@@ -839,6 +910,10 @@ impl Cluster {
                 continue;
             }
             self.nodes[index].reads.swap_remove(position);
+            if request & KEEPALIVE_MARK != 0 {
+                self.coord_keepalive_confirmed(id, request);
+                continue;
+            }
             let (client, seq) = ((request >> 32) as u32, request & 0xffff_ffff);
             let Some(key) = self.client_read_key(client, seq, id) else {
                 continue;
@@ -847,4 +922,42 @@ impl Cluster {
             self.complete_client_op(client, seq, id, OpOutput::Value(value));
         }
     }
+}
+
+/// A replica's snapshot: the simulator's KV and the product's state machine, one after the
+/// other (`kv length:u32 | kv | state`).
+fn encode_replica(kv: &KvStore, state: &StateMachine) -> Vec<u8> {
+    let kv = kv.encode();
+    let mut out = Vec::with_capacity(4 + kv.len() + state.encoded_len());
+    out.extend_from_slice(&(kv.len() as u32).to_le_bytes());
+    out.extend_from_slice(&kv);
+    out.extend_from_slice(&state.encode());
+    out
+}
+
+/// Decodes what [`encode_replica`] wrote.
+fn decode_replica(bytes: &[u8]) -> Option<(KvStore, StateMachine)> {
+    let length = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    let kv = KvStore::decode(bytes.get(4..4usize.checked_add(length)?)?)?;
+    let state = StateMachine::decode(&bytes[4 + length..]).ok()?;
+    Some((kv, state))
+}
+
+/// A fingerprint of a replica's state after an index: the KV's, and the state machine's
+/// revision and applied index, with a hash of its whole encoding every 16th index (whole
+/// encodings after every entry would cost more than the rest of the run).
+fn replica_fingerprint(kv: &KvStore, state: &StateMachine) -> u64 {
+    let mut hash: u64 = kv.fingerprint() ^ 0x9e37_79b9_7f4a_7c15;
+    let mut mix = |bytes: &[u8]| {
+        for byte in bytes {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    mix(&state.revision().to_le_bytes());
+    mix(&state.applied_index().to_le_bytes());
+    if state.applied_index().is_multiple_of(16) {
+        mix(&state.encode());
+    }
+    hash
 }

@@ -286,6 +286,15 @@ impl Cluster {
     }
 
     fn fault_pause(&mut self) {
+        let clients = self.coord_client_count() as u64;
+        if clients > 0 && self.coord_rng.chance(1, 2) {
+            // A client process freezes (a GC or VM pause) for one to three session TTLs.
+            let victim = self.coord_rng.range(0, clients) as u32;
+            let ttl_us = crate::limits::SESSION_TTL_MS_MIN * 1000;
+            let until = self.now + self.coord_rng.range(ttl_us, 3 * ttl_us);
+            self.pause_coord_client(victim, until);
+            return;
+        }
         let ids = self.ids();
         let Some(&victim) = self.rng.pick(&ids) else {
             return;
@@ -324,6 +333,10 @@ impl Cluster {
                 for _ in 0..ticks {
                     raft.tick();
                 }
+            }
+            // The session clock leaps with it.
+            if let Some(node) = self.node_mut(victim) {
+                node.clock_jump_us += ticks * TICK_US;
             }
             self.process(victim);
         } else {

@@ -42,6 +42,13 @@ pub enum Event {
     /// An operator repairs a node that refused to start on a corrupt disk: its data directory
     /// is moved aside and it starts empty, re-replicating from the others.
     Repair(NodeId),
+    /// A coordination client's turn.
+    CoordNext(u32),
+    /// A write reaches the resource guarded by fencing tokens.
+    ResourceWrite {
+        /// The writer's token.
+        token: u64,
+    },
 }
 
 struct Scheduled {

@@ -29,6 +29,10 @@ pub struct SimOptions {
     pub fault_ticks: u64,
     /// Raft settings of every node.
     pub raft: RaftSettings,
+    /// Coordination clients (sessions, mutex, election, queue).
+    pub coord_clients: usize,
+    /// Watchers of change events.
+    pub watchers: usize,
 }
 
 impl Default for SimOptions {
@@ -40,6 +44,8 @@ impl Default for SimOptions {
             faults: FaultSet::all(),
             fault_ticks: 3_000,
             raft: RaftSettings::default(),
+            coord_clients: 3,
+            watchers: 2,
         }
     }
 }
@@ -69,6 +75,21 @@ pub struct SeedReport {
     pub snapshot_chunks: u64,
     /// Starts refused on a corrupt disk (each followed by a repair).
     pub corruptions_detected: u64,
+    /// Two holders of one mutex or queue item at once, a session expired inside its safe
+    /// time, a token out of order at the fenced resource or in the grants.
+    pub lock_violations: u64,
+    /// Two leaders of one election at once.
+    pub election_violations: u64,
+    /// An item acknowledged twice, or lost.
+    pub queue_violations: u64,
+    /// A watcher that missed, repeated or reordered an event.
+    pub watch_violations: u64,
+    /// Grants (locks, leadership, claims) made.
+    pub grants: u64,
+    /// Sessions expired by the leader.
+    pub expiries: u64,
+    /// Events delivered to watchers.
+    pub watch_events: u64,
 }
 
 /// Runs one seed.
@@ -76,6 +97,7 @@ pub fn run_seed(options: &SimOptions, seed: u64) -> SeedReport {
     let mut cluster = Cluster::new(options.nodes, seed, settings_for_seed(options, seed));
     let fault_end = options.fault_ticks * TICK_US;
     cluster.add_clients(options.clients, options.keys, fault_end);
+    cluster.add_coord_clients(options.coord_clients, options.watchers, fault_end);
     cluster.start_nemesis(options.faults, fault_end);
     cluster.run_until(fault_end);
     let mut report = SeedReport {
@@ -84,6 +106,30 @@ pub fn run_seed(options: &SimOptions, seed: u64) -> SeedReport {
     };
     if cluster.violation.is_none() {
         report.election_ticks_after_heal = heal_and_check_liveness(&mut cluster);
+    }
+    if cluster.violation.is_none() {
+        // Let every member apply what was committed last (expiries, closes), then check.
+        let target = cluster.applied_anywhere();
+        let budget = HEAL_ELECTION_TIMEOUTS_MAX * u64::from(cluster.settings.election_ticks);
+        cluster.run_until_true(budget, |c| {
+            c.ids()
+                .iter()
+                .all(|&id| c.raft(id).is_some_and(|r| r.applied_index() >= target))
+        });
+        cluster.coord_finish();
+    }
+    let coord = cluster.coord_report();
+    report.lock_violations = coord.lock_violations;
+    report.election_violations = coord.election_violations;
+    report.queue_violations = coord.queue_violations;
+    report.watch_violations = coord.watch_violations;
+    report.grants = coord.grants;
+    report.expiries = coord.expiries;
+    report.watch_events = coord.watch_events;
+    if cluster.violation.is_none() {
+        if let Some(violation) = coord.first_violation {
+            cluster.violation = Some(violation);
+        }
     }
     report.operations = cluster.history().len() as u64;
     report.elections = cluster.elections();
@@ -244,6 +290,20 @@ pub struct Summary {
     pub max_election_ticks: u64,
     /// Malformed messages refused across all seeds.
     pub bad_inputs_rejected: u64,
+    /// Coordination violations across all seeds, by kind.
+    pub lock_violations: u64,
+    /// See [`SeedReport::election_violations`].
+    pub election_violations: u64,
+    /// See [`SeedReport::queue_violations`].
+    pub queue_violations: u64,
+    /// See [`SeedReport::watch_violations`].
+    pub watch_violations: u64,
+    /// Grants across all seeds.
+    pub grants: u64,
+    /// Session expiries across all seeds.
+    pub expiries: u64,
+    /// Watch events delivered across all seeds.
+    pub watch_events: u64,
 }
 
 /// Runs `seeds` (in parallel on `threads` threads); `on_done` sees each report as it finishes.
@@ -283,6 +343,13 @@ pub fn run_seeds(
         summary.operations += report.operations;
         summary.elections += report.elections;
         summary.bad_inputs_rejected += report.bad_inputs_rejected;
+        summary.lock_violations += report.lock_violations;
+        summary.election_violations += report.election_violations;
+        summary.queue_violations += report.queue_violations;
+        summary.watch_violations += report.watch_violations;
+        summary.grants += report.grants;
+        summary.expiries += report.expiries;
+        summary.watch_events += report.watch_events;
         summary.max_election_ticks = summary
             .max_election_ticks
             .max(report.election_ticks_after_heal);

@@ -132,14 +132,21 @@ pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
     write(
         &mut out,
         format!(
-            "sim: seeds={} failed={} ops={} linearizable={}/{} elections={} max_election_ticks={}",
+            "sim: seeds={} failed={} ops={} linearizable={}/{} elections={} max_election_ticks={} lock_violations={} election_violations={} queue_violations={} watch_violations={} grants={} expiries={} watch_events={}",
             summary.seeds,
             summary.failures.len(),
             summary.operations,
             summary.linearizable,
             summary.histories,
             summary.elections,
-            summary.max_election_ticks
+            summary.max_election_ticks,
+            summary.lock_violations,
+            summary.election_violations,
+            summary.queue_violations,
+            summary.watch_violations,
+            summary.grants,
+            summary.expiries,
+            summary.watch_events
         ),
     );
     Ok(if summary.failures.is_empty() {

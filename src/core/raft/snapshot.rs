@@ -13,7 +13,9 @@ use super::message::{Message, MessageBody};
 use super::node::{Raft, Role};
 use super::progress::ProgressState;
 use super::storage::Storage;
-use crate::limits::SNAPSHOT_CHUNKS_IN_FLIGHT_MAX;
+use crate::limits::{
+    APPEND_BYTES_MAX, SNAPSHOT_CHUNKS_IN_FLIGHT_MAX, SNAPSHOT_CHUNKS_PER_TRANSFER,
+};
 use crate::types::{NodeId, Payload, Snapshot, SnapshotMeta};
 
 /// A snapshot being received, held in memory until complete.
@@ -46,10 +48,16 @@ impl<S: Storage> Raft<S> {
         let Ok(snapshot) = self.log.storage.snapshot() else {
             return;
         };
-        let chunk_bytes = self.config.append_bytes_max as u64;
         let Some(progress) = self.tracker.get(to) else {
             return;
         };
+        // At most SNAPSHOT_CHUNKS_PER_TRANSFER chunks (within the frame limit): with a tiny
+        // message budget, a transfer taking more round trips than the driver takes between
+        // two snapshots would start over forever.
+        let chunk_bytes = (self.config.append_bytes_max as u64)
+            .max(progress.snapshot.total_bytes / SNAPSHOT_CHUNKS_PER_TRANSFER)
+            .min(APPEND_BYTES_MAX as u64)
+            .max(1);
         if progress.state != ProgressState::Snapshot {
             return;
         }

@@ -68,11 +68,15 @@ impl SessionClock {
     }
 
     /// A keepalive for `session` was confirmed at `now_ms` (this member was leader when it
-    /// arrived); returns the session's TTL, or `None` if the session is not alive.
+    /// arrived); returns the session's TTL, or `None` if the session is not alive — or is
+    /// about to end: once this leader proposed its expiry, the expiry is in the log and will
+    /// apply, so the keepalive must not tell the client its session lives on.
     pub fn keepalive(&mut self, session: u64, now_ms: u64) -> Option<u64> {
+        if self.proposed.contains_key(&session) {
+            return None;
+        }
         let (_, ttl_ms) = *self.deadlines.get(&session)?;
         self.set(session, now_ms.saturating_add(ttl_ms), ttl_ms);
-        self.proposed.remove(&session);
         Some(ttl_ms)
     }
 
@@ -154,6 +158,11 @@ mod tests {
         assert!(clock.due(1_400, 1_000, 1_000).is_empty());
         assert_eq!(clock.keepalive(1, 1_400), Some(500));
         assert_eq!(clock.due(1_501, 1_000, 1_000), vec![2]);
+        assert_eq!(
+            clock.keepalive(2, 1_520),
+            None,
+            "a keepalive after the expiry was proposed must not say the session lives"
+        );
         assert!(clock.due(1_550, 1_000, 1_000).is_empty(), "proposed once");
         assert_eq!(
             clock.due(1_899, 1_000, 100),

@@ -658,6 +658,11 @@ impl StateMachine {
         self.queues.claimed(queue, item)
     }
 
+    /// The ids of a queue's items.
+    pub fn queue_items(&self, queue: &[u8]) -> Vec<u64> {
+        self.queues.items(queue)
+    }
+
     /// (items, unclaimed items, waiting sessions) of a queue.
     pub fn queue_counts(&self, queue: &[u8]) -> (usize, usize, usize) {
         self.queues.counts(queue)
@@ -1224,19 +1229,26 @@ mod tests {
             queue: b"q".to_vec(),
             payload: payload.into(),
         };
-        d.run(enqueue("one"));
-        d.run(enqueue("two"));
-        let to_b = d.state.claimed(b"q", 1).expect("item 1 went to the waiter");
+        let item = |outcome| match outcome {
+            Outcome::Enqueued { item, .. } => item,
+            other => panic!("{other:?}"),
+        };
+        let one = item(d.run(enqueue("one")));
+        let two = item(d.run(enqueue("two")));
+        let to_b = d
+            .state
+            .claimed(b"q", one)
+            .expect("item one went to the waiter");
         assert_eq!((to_b.session, to_b.payload.as_slice()), (b, &b"one"[..]));
         let to_a = d.run(claim(a));
         let a_token = token(&to_a);
-        assert_eq!(d.state.claimed(b"q", 2).unwrap().session, a);
+        assert_eq!(d.state.claimed(b"q", two).unwrap().session, a);
         // a's session expires: item 2 goes back, a's late ack is refused.
         d.run(Command::ExpireSessions { sessions: vec![a] });
         assert_eq!(d.state.queue_counts(b"q"), (2, 1, 0));
         let late = d.run(Command::Ack {
             queue: b"q".to_vec(),
-            item: 2,
+            item: two,
             token: a_token,
         });
         assert!(matches!(late, Outcome::Done { ok: false, .. }));
@@ -1245,7 +1257,7 @@ mod tests {
         assert!(b_token > a_token);
         let ack = |token| Command::Ack {
             queue: b"q".to_vec(),
-            item: 2,
+            item: two,
             token,
         };
         assert!(matches!(

@@ -19,7 +19,6 @@ struct Item {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Queue {
-    next_item: u64,
     items: BTreeMap<u64, Item>,
     /// Unclaimed items, next to deliver first.
     ready: VecDeque<u64>,
@@ -42,8 +41,7 @@ pub struct ClaimedItem {
     pub payload: Vec<u8>,
 }
 
-/// Every queue with items or waiters. A queue left with neither is forgotten: its item ids
-/// start again at 1 (tokens, being revisions, never repeat).
+/// Every queue with items or waiters (a queue left with neither is forgotten).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Queues {
     map: BTreeMap<Vec<u8>, Queue>,
@@ -74,9 +72,10 @@ impl Queues {
                 reason: format!("the queue holds {QUEUE_ITEMS_MAX} items already"),
             };
         }
-        queue.next_item += 1;
-        let item = queue.next_item;
+        // An item's id is the revision of its enqueue: unique for good, even after the queue
+        // was emptied and forgotten.
         let revision = fx.bump();
+        let item = revision;
         queue.items.insert(
             item,
             Item {
@@ -223,6 +222,13 @@ impl Queues {
         })
     }
 
+    /// The ids of a queue's items, claimed or not.
+    pub fn items(&self, name: &[u8]) -> Vec<u64> {
+        self.map
+            .get(name)
+            .map_or(Vec::new(), |q| q.items.keys().copied().collect())
+    }
+
     /// (items, unclaimed items, waiting sessions) of a queue.
     pub fn counts(&self, name: &[u8]) -> (usize, usize, usize) {
         self.map.get(name).map_or((0, 0, 0), |q| {
@@ -235,7 +241,6 @@ impl Queues {
         out.put_u64(self.map.len() as u64);
         for (name, queue) in &self.map {
             out.put_bytes(name);
-            out.put_u64(queue.next_item);
             out.put_u32(queue.items.len() as u32);
             for (id, item) in &queue.items {
                 out.put_u64(*id);
@@ -260,10 +265,7 @@ impl Queues {
         let mut queues = Queues::default();
         for _ in 0..count {
             let name = reader.bytes(KEY_BYTES_MAX)?.to_vec();
-            let mut queue = Queue {
-                next_item: reader.u64()?,
-                ..Queue::default()
-            };
+            let mut queue = Queue::default();
             let items = reader.u32()? as usize;
             if items > QUEUE_ITEMS_MAX {
                 return Err(format!("{items} items exceed the limit"));

@@ -43,7 +43,9 @@ pub struct WatchHub {
     compacted: u64,
     /// The last revision seen.
     revision: u64,
-    watches: BTreeMap<WatchKey, (Space, Vec<u8>)>,
+    /// Each watch's space, prefix and start revision (a member still catching up, e.g. after
+    /// a restart, applies entries older than a resumed watch's start: those are not sent).
+    watches: BTreeMap<WatchKey, (Space, Vec<u8>, u64)>,
     index: BTreeMap<(Space, Vec<u8>), BTreeSet<WatchKey>>,
 }
 
@@ -116,7 +118,7 @@ impl WatchHub {
             .entry((space, prefix.clone()))
             .or_default()
             .insert(key);
-        self.watches.insert(key, (space, prefix));
+        self.watches.insert(key, (space, prefix, from));
         Ok(past)
     }
 
@@ -136,7 +138,7 @@ impl WatchHub {
 
     /// Removes a watch; false if there was none.
     pub fn remove(&mut self, key: &WatchKey) -> bool {
-        let Some((space, prefix)) = self.watches.remove(key) else {
+        let Some((space, prefix, _)) = self.watches.remove(key) else {
             return false;
         };
         let index_key = (space, prefix);
@@ -178,6 +180,10 @@ impl WatchHub {
                     let index_key = (event.space, event.key[..end].to_vec());
                     if let Some(keys) = self.index.get(&index_key) {
                         for key in keys {
+                            let from = self.watches.get(key).map_or(0, |w| w.2);
+                            if event.revision < from {
+                                continue;
+                            }
                             routed.entry(*key).or_default().push(event.clone());
                         }
                     }
@@ -235,6 +241,16 @@ mod tests {
         let routed = hub.publish(vec![event(4, "a/3"), event(5, "b/2")]);
         assert_eq!(routed.get(&key(1)), Some(&vec![event(4, "a/3")]));
         assert_eq!(routed.len(), 1);
+        // A watch resumed ahead of the member's state skips what the member applies before.
+        let ahead = WatchKey {
+            slot: 2,
+            serial: 1,
+            watch: 1,
+        };
+        assert!(hub.add(ahead, Space::Kv, Vec::new(), 7).unwrap().is_empty());
+        let routed = hub.publish(vec![event(6, "x"), event(7, "y")]);
+        assert_eq!(routed.get(&ahead), Some(&vec![event(7, "y")]));
+        hub.remove_connection(2);
         hub.remove_connection(1);
         assert!(hub.is_empty());
         assert!(hub.publish(vec![event(6, "a/4")]).is_empty());
