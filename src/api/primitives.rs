@@ -11,6 +11,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Watch connections a session keeps for its blocking calls.
+const WAIT_STREAMS_KEPT: usize = 2;
+
 use parking_lot::Mutex;
 
 use super::client::{deadline_after, unexpected, Client};
@@ -448,9 +451,53 @@ impl Session {
             | ClientReply::Written(Outcome::Barrier { revision, .. }) => revision,
             other => return Err(unexpected(other)),
         };
-        let mut stream = WatchStream::open(self.client.config().clone())?;
+        let mut stream = self.wait_stream()?;
         // Compacted already (None): fall back on the cancel's answer below.
         let watch = stream.add(space, name, waiting_since + 1)?.ok();
+        let result = self.wait_on(
+            &mut stream,
+            watch,
+            name,
+            cancel,
+            wait_deadline,
+            deadline,
+            timeout,
+            space,
+            waiting_since,
+        );
+        if let Some(watch) = watch {
+            if stream.remove(watch).is_ok() {
+                let mut pool = self.wait_streams.lock();
+                if pool.len() < WAIT_STREAMS_KEPT {
+                    pool.push(stream);
+                }
+            }
+        }
+        result
+    }
+
+    /// A watch connection for a blocking call: a kept one, or a new one.
+    fn wait_stream(&self) -> Result<WatchStream> {
+        if let Some(stream) = self.wait_streams.lock().pop() {
+            return Ok(stream);
+        }
+        WatchStream::open(self.client.config().clone())
+    }
+
+    /// Waits on `stream` for the grant, until `wait_deadline`; then withdraws with `cancel`.
+    #[allow(clippy::too_many_arguments)]
+    fn wait_on(
+        &self,
+        stream: &mut WatchStream,
+        watch: Option<u64>,
+        name: &[u8],
+        cancel: Command,
+        wait_deadline: Instant,
+        deadline: Instant,
+        timeout: Duration,
+        space: Space,
+        waiting_since: u64,
+    ) -> Result<Granted> {
         let me = self.shared.id;
         // Bounded by the wait deadline.
         while watch.is_some() && Instant::now() < wait_deadline {

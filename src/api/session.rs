@@ -147,6 +147,8 @@ pub struct Session {
     pub(crate) shared: Arc<SessionShared>,
     pub(crate) client: Arc<Client>,
     keepalive: Option<JoinHandle<()>>,
+    /// Watch connections kept for blocking calls (a wait reuses one instead of connecting).
+    pub(crate) wait_streams: Mutex<Vec<super::watch::WatchStream>>,
 }
 
 impl Session {
@@ -194,6 +196,7 @@ impl Session {
             shared,
             client,
             keepalive: Some(keepalive),
+            wait_streams: Mutex::new(Vec::new()),
         })
     }
 
@@ -256,8 +259,13 @@ impl Session {
     }
 
     fn stop_keepalive(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        self.shared.changed.notify_all();
+        {
+            // Under the lock the thread waits with, so the wake-up cannot fall between its
+            // check of `stop` and its wait.
+            let _view = self.shared.view.lock();
+            self.shared.stop.store(true, Ordering::SeqCst);
+            self.shared.changed.notify_all();
+        }
         if let Some(thread) = self.keepalive.take() {
             let _ = thread.join();
         }
@@ -281,7 +289,7 @@ fn keep_alive(shared: Arc<SessionShared>, client: Client) {
         {
             let mut view = shared.view.lock();
             shared.refresh(&mut view);
-            if view.status == SessionStatus::Lost {
+            if view.status == SessionStatus::Lost || shared.stop.load(Ordering::SeqCst) {
                 return;
             }
             if Instant::now() < next {

@@ -12,7 +12,10 @@ impl<S: Storage> Raft<S> {
     /// Sends every member whatever it is missing, as far as its window allows. Called once per
     /// `Ready`, so all proposals since the last one travel together.
     pub(super) fn broadcast_append(&mut self) {
-        let commit_only = !self.broadcast_pending && self.commit_broadcast_pending;
+        // A new commit index goes out at once, even to members with nothing new to receive:
+        // otherwise they would apply (and serve watches and reads of) the entry only at the
+        // next heartbeat.
+        let commit_only = self.commit_broadcast_pending;
         self.broadcast_pending = false;
         self.commit_broadcast_pending = false;
         for position in 0..self.tracker.iter().count() {

@@ -7,7 +7,9 @@
 //! replayed from the history and its future ones routed as they are applied, both on the loop
 //! thread, so nothing is missed or repeated in between.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 
 use super::event::{Event, Space};
 use crate::limits::{
@@ -34,7 +36,37 @@ pub enum WatchRefused {
     Limit(String),
 }
 
-/// The history and the watches.
+/// One watch: what it covers and where it starts.
+struct Watch {
+    space: Space,
+    /// Shared with the index entry (one allocation per watch).
+    prefix: Arc<[u8]>,
+    /// Its start revision: a member still catching up (after a restart) applies entries
+    /// older than a resumed watch's start, and those are not sent to it.
+    from: u64,
+}
+
+/// The watches on one (space, prefix); almost always one, so it is kept inline.
+enum Watchers {
+    One(WatchKey),
+    Many(Vec<WatchKey>),
+}
+
+impl Watchers {
+    fn keys(&self) -> &[WatchKey] {
+        match self {
+            Watchers::One(key) => std::slice::from_ref(key),
+            Watchers::Many(keys) => keys,
+        }
+    }
+}
+
+/// Number of [`Space`]s (the index has one map per space).
+const SPACES: usize = 8;
+
+/// The history and the watches. The layout is chosen for many idle watches (about 200 bytes
+/// each): hash maps instead of ordered ones, the prefix stored once, a single watcher per
+/// prefix kept inline.
 pub struct WatchHub {
     history: VecDeque<Event>,
     history_bytes: usize,
@@ -43,10 +75,16 @@ pub struct WatchHub {
     compacted: u64,
     /// The last revision seen.
     revision: u64,
-    /// Each watch's space, prefix and start revision (a member still catching up, e.g. after
-    /// a restart, applies entries older than a resumed watch's start: those are not sent).
-    watches: BTreeMap<WatchKey, (Space, Vec<u8>, u64)>,
-    index: BTreeMap<(Space, Vec<u8>), BTreeSet<WatchKey>>,
+    watches: HashMap<WatchKey, Watch>,
+    /// Per space: prefix → the watches on it, in the order they were added.
+    index: [HashMap<Arc<[u8]>, Watchers>; SPACES],
+    /// Per connection slot: its serial and its watch ids (for the per-connection limit and
+    /// for dropping them all when it closes).
+    connections: HashMap<usize, (u64, Vec<u64>)>,
+}
+
+fn space_slot(space: Space) -> usize {
+    (space as usize - 1) % SPACES
 }
 
 impl WatchHub {
@@ -57,15 +95,17 @@ impl WatchHub {
             history_bytes: 0,
             compacted: revision,
             revision,
-            watches: BTreeMap::new(),
-            index: BTreeMap::new(),
+            watches: HashMap::new(),
+            index: Default::default(),
+            connections: HashMap::new(),
         }
     }
 
     /// The state jumped to `revision` (a snapshot from the leader replaced it): the history
-    /// no longer connects, so every watch ends (returned) and the history restarts.
+    /// no longer connects, so every watch ends (returned, in order) and the history restarts.
     pub fn reset(&mut self, revision: u64) -> Vec<WatchKey> {
-        let ended: Vec<WatchKey> = self.watches.keys().copied().collect();
+        let mut ended: Vec<WatchKey> = self.watches.keys().copied().collect();
+        ended.sort();
         *self = WatchHub::new(revision);
         ended
     }
@@ -102,50 +142,89 @@ impl WatchHub {
                 "this member serves {WATCHES_MAX} watches already"
             )));
         }
-        if self.connection_watches(key.slot, key.serial) >= WATCHES_PER_CONNECTION_MAX {
+        let on_connection = match self.connections.get(&key.slot) {
+            Some((serial, ids)) if *serial == key.serial => ids.len(),
+            _ => 0,
+        };
+        if on_connection >= WATCHES_PER_CONNECTION_MAX {
             return Err(WatchRefused::Limit(format!(
                 "a connection may hold {WATCHES_PER_CONNECTION_MAX} watches"
             )));
         }
-        // Bounded by the history.
+        // The history is in revision order: start at the first event at or after `from`.
+        let start = self.history.partition_point(|e| e.revision < from);
         let past = self
             .history
-            .iter()
-            .filter(|e| e.revision >= from && e.space == space && e.key.starts_with(&prefix))
+            .range(start..)
+            .filter(|e| e.space == space && e.key.starts_with(&prefix))
             .cloned()
             .collect();
-        self.index
-            .entry((space, prefix.clone()))
-            .or_default()
-            .insert(key);
-        self.watches.insert(key, (space, prefix, from));
+        let prefix: Arc<[u8]> = Arc::from(prefix);
+        match self.index[space_slot(space)].entry(prefix.clone()) {
+            Entry::Occupied(mut entry) => {
+                let watchers = entry.get_mut();
+                match watchers {
+                    Watchers::One(first) => *watchers = Watchers::Many(vec![*first, key]),
+                    Watchers::Many(keys) => keys.push(key),
+                }
+            }
+            Entry::Vacant(entry) => {
+                entry.insert(Watchers::One(key));
+            }
+        }
+        self.watches.insert(
+            key,
+            Watch {
+                space,
+                prefix,
+                from,
+            },
+        );
+        let connection = self
+            .connections
+            .entry(key.slot)
+            .or_insert_with(|| (key.serial, Vec::new()));
+        if connection.0 != key.serial {
+            *connection = (key.serial, Vec::new()); // a stale connection's leftovers
+        }
+        connection.1.push(key.watch);
         Ok(past)
-    }
-
-    fn connection_watches(&self, slot: usize, serial: u64) -> usize {
-        let start = WatchKey {
-            slot,
-            serial,
-            watch: 0,
-        };
-        let end = WatchKey {
-            slot,
-            serial,
-            watch: u64::MAX,
-        };
-        self.watches.range(start..=end).count()
     }
 
     /// Removes a watch; false if there was none.
     pub fn remove(&mut self, key: &WatchKey) -> bool {
-        let Some((space, prefix, _)) = self.watches.remove(key) else {
+        if !self.unindex(key) {
+            return false;
+        }
+        if let Some((serial, ids)) = self.connections.get_mut(&key.slot) {
+            if *serial == key.serial {
+                if let Some(at) = ids.iter().position(|w| *w == key.watch) {
+                    ids.swap_remove(at);
+                }
+                if ids.is_empty() {
+                    self.connections.remove(&key.slot);
+                }
+            }
+        }
+        true
+    }
+
+    /// Removes a watch from `watches` and the index (not from its connection's list).
+    fn unindex(&mut self, key: &WatchKey) -> bool {
+        let Some(watch) = self.watches.remove(key) else {
             return false;
         };
-        let index_key = (space, prefix);
-        if let Some(keys) = self.index.get_mut(&index_key) {
-            keys.remove(key);
-            if keys.is_empty() {
-                self.index.remove(&index_key);
+        let index = &mut self.index[space_slot(watch.space)];
+        if let Some(watchers) = index.get_mut(&watch.prefix) {
+            let empty = match watchers {
+                Watchers::One(_) => true,
+                Watchers::Many(keys) => {
+                    keys.retain(|k| k != key);
+                    keys.is_empty()
+                }
+            };
+            if empty {
+                index.remove(&watch.prefix);
             }
         }
         true
@@ -153,19 +232,15 @@ impl WatchHub {
 
     /// Removes every watch of a connection (it closed).
     pub fn remove_connection(&mut self, slot: usize) {
-        let start = WatchKey {
-            slot,
-            serial: 0,
-            watch: 0,
+        let Some((serial, ids)) = self.connections.remove(&slot) else {
+            return;
         };
-        let end = WatchKey {
-            slot,
-            serial: u64::MAX,
-            watch: u64::MAX,
-        };
-        let keys: Vec<WatchKey> = self.watches.range(start..=end).map(|(k, _)| *k).collect();
-        for key in keys {
-            self.remove(&key);
+        for watch in ids {
+            self.unindex(&WatchKey {
+                slot,
+                serial,
+                watch,
+            });
         }
     }
 
@@ -175,15 +250,15 @@ impl WatchHub {
         for event in events {
             self.revision = self.revision.max(event.revision);
             if !self.watches.is_empty() {
+                let index = &self.index[space_slot(event.space)];
                 // One lookup per prefix of the key (the empty prefix included).
                 for end in 0..=event.key.len() {
-                    let index_key = (event.space, event.key[..end].to_vec());
-                    if let Some(keys) = self.index.get(&index_key) {
-                        for key in keys {
-                            let from = self.watches.get(key).map_or(0, |w| w.2);
-                            if event.revision < from {
-                                continue;
-                            }
+                    let Some(watchers) = index.get(&event.key[..end]) else {
+                        continue;
+                    };
+                    for key in watchers.keys() {
+                        let from = self.watches.get(key).map_or(0, |w| w.from);
+                        if event.revision >= from {
                             routed.entry(*key).or_default().push(event.clone());
                         }
                     }
