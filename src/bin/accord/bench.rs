@@ -15,14 +15,19 @@ use crate::counting_alloc::allocations;
 const HELP: &str = "\
 usage: accord bench core [options]
        accord bench wal --dir D [--appends N]
-       accord bench local [--failover-trials N] [--scale N]
+       accord bench local [--failover-trials N] [--scale N] [--only W1,W2]
 
 local: starts a 3-process cluster on loopback (fsync on, data in a temporary directory),
 measures the floor (loopback round trip to one of our processes + fdatasync), then prints
   bench <workload>: clients=<n> ops_per_s=<n> p50_us=<n> p99_us=<n> floor_us=<n>
 for put (8 B keys, 256 B values) at 1, 16 and 128 clients, get-linearizable,
-get-serializable and failover (kill -9 the leader -> first successful write), and each
-member's peak memory after loading 100,000 keys of 256 B.
+get-serializable, failover (kill -9 the leader -> first successful write), lock-uncontended
+(acquire + release, 1 client), lock-contended (10 sessions on one mutex: time spent waiting),
+election-failover (the leader's session closed -> an observer sees the next leader),
+watch-latency (put -> event delivered), session-keepalive (10,000 sessions kept alive in
+batches of 1,000); then `bench rss` (each member's peak memory after loading 100,000 keys of
+256 B) and `bench memory` (bytes per session and per idle watch at 100,000 of each).
+--only W1,W2 runs just those workloads (names as printed; rss and memory included).
 
 wal: appends 128 B and 4 KiB records through the write-ahead log in D (created, then
 removed) at batches of 1 and 64, each append made durable by one fdatasync, next to the

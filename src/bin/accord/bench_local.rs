@@ -125,7 +125,29 @@ pub fn main(mut args: Args) -> Result<ExitCode, String> {
     let server_args: String = args.get("server-args", String::new())?;
     let server_args: Vec<&str> = server_args.split_whitespace().collect();
     let scale: u64 = args.get("scale", 1)?;
+    let only: String = args.get("only", String::new())?;
     args.finish_keeping_words()?;
+    let known = [
+        "put",
+        "get-linearizable",
+        "get-serializable",
+        "failover",
+        "lock-uncontended",
+        "lock-contended",
+        "election-failover",
+        "watch-latency",
+        "session-keepalive",
+        "rss",
+        "memory",
+    ];
+    let only: Vec<&str> = only.split(',').filter(|w| !w.is_empty()).collect();
+    if let Some(unknown) = only.iter().find(|w| !known.contains(w)) {
+        return Err(format!(
+            "--only: unknown workload {unknown} (one of {})",
+            known.join(", ")
+        ));
+    }
+    let wants = |workload: &str| only.is_empty() || only.contains(&workload);
     if !(1..=1000).contains(&trials) || !(1..=100).contains(&scale) {
         return Err("--failover-trials must be 1..=1000 and --scale 1..=100".into());
     }
@@ -159,21 +181,30 @@ pub fn main(mut args: Args) -> Result<ExitCode, String> {
     println!("bench floor: loopback_rtt_p50_us={rtt_us:.0} fdatasync_p50_us={fsync_us:.0} floor_us={floor_us:.0}");
     let value = Arc::new(vec![b'v'; VALUE_BYTES]);
     for (clients, ops) in [(1usize, 2_000u64), (16, 20_000), (128, 60_000)] {
+        if !wants("put") {
+            break;
+        }
         let value = value.clone();
         let m = run_workload(&endpoints, clients, ops * scale, move |c, n| {
             c.put(&key(n), &value).map(|_| ())
         })?;
         print("put", &m, floor_us, "");
     }
-    let m = run_workload(&endpoints, 16, 20_000 * scale, |c, n| {
-        c.get(&key(n % 1000)).map(|_| ())
-    })?;
-    print("get-linearizable", &m, floor_us, "");
-    let m = run_workload(&endpoints, 16, 20_000 * scale, |c, n| {
-        c.get_serializable(&key(n % 1000)).map(|_| ())
-    })?;
-    print("get-serializable", &m, floor_us, "");
-    failover(&mut cluster, trials, floor_us, election_timeout_ms_max)?;
+    if wants("get-linearizable") {
+        let m = run_workload(&endpoints, 16, 20_000 * scale, |c, n| {
+            c.get(&key(n % 1000)).map(|_| ())
+        })?;
+        print("get-linearizable", &m, floor_us, "");
+    }
+    if wants("get-serializable") {
+        let m = run_workload(&endpoints, 16, 20_000 * scale, |c, n| {
+            c.get_serializable(&key(n % 1000)).map(|_| ())
+        })?;
+        print("get-serializable", &m, floor_us, "");
+    }
+    if wants("failover") {
+        failover(&mut cluster, trials, floor_us, election_timeout_ms_max)?;
+    }
     // The failover loop restarted members: wait for a leader and let the last one catch up.
     let (leader, _) = cluster
         .wait_for_leader(None, Duration::from_secs(10))
@@ -192,14 +223,28 @@ pub fn main(mut args: Args) -> Result<ExitCode, String> {
         .filter(|e| *e != leader_address)
         .collect();
     endpoints.push(leader_address);
-    lock_uncontended(&endpoints, 1_000 * scale, floor_us)?;
-    lock_contended(&endpoints, 100 * scale, floor_us)?;
-    election_failover(&endpoints, trials, floor_us)?;
-    watch_latency(&endpoints, 2_000 * scale, floor_us)?;
-    session_keepalive(&endpoints, 20 * scale, floor_us)?;
+    if wants("lock-uncontended") {
+        lock_uncontended(&endpoints, 1_000 * scale, floor_us)?;
+    }
+    if wants("lock-contended") {
+        lock_contended(&endpoints, 100 * scale, floor_us)?;
+    }
+    if wants("election-failover") {
+        election_failover(&endpoints, trials, floor_us)?;
+    }
+    if wants("watch-latency") {
+        watch_latency(&endpoints, 2_000 * scale, floor_us)?;
+    }
+    if wants("session-keepalive") {
+        session_keepalive(&endpoints, 20 * scale, floor_us)?;
+    }
     drop(cluster);
-    rss(&binary, &value)?;
-    memory(&binary)?;
+    if wants("rss") {
+        rss(&binary, &value)?;
+    }
+    if wants("memory") {
+        memory(&binary)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
