@@ -247,3 +247,36 @@ fn watches_are_ordered_gapless_and_resume_after_list() {
     }
     assert_eq!(again, seen);
 }
+
+#[test]
+fn a_watcher_that_stops_reading_is_cancelled_with_a_reason() {
+    let cluster = Cluster::start("slow-watcher");
+    let client = cluster.client();
+    let (mut stream, _) = client.watch(Space::Kv, b"big/", 1).unwrap();
+    // Far more than the socket buffers and the member's backlog bound (16 MiB) hold.
+    let value = vec![b'x'; 1_000_000];
+    for i in 0..48 {
+        client.put(format!("big/{i}").as_bytes(), &value).unwrap();
+    }
+    let deadline = Instant::now() + 20 * SECOND;
+    let mut events = 0;
+    let reason = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the slow watcher was never cancelled"
+        );
+        match stream.next(SECOND).unwrap() {
+            Some((_, WatchItem::Cancelled(reason))) => break reason,
+            Some((_, WatchItem::Events(batch))) => events += batch.len(),
+            Some((_, other)) => panic!("{other:?}"),
+            None => {}
+        }
+    };
+    assert!(reason.contains("too slowly"), "{reason}");
+    assert!(
+        events < 48,
+        "every event arrived ({events}): nothing was slow"
+    );
+    // The member kept serving everyone else.
+    client.put(b"after", b"ok").unwrap();
+}
