@@ -817,32 +817,15 @@ impl EventLoop {
             }
             | ClientOp::Range {
                 serializable: true, ..
-            } => {
-                let reply = self.read(&op);
-                self.reply(&to, reply);
             }
-            ClientOp::Get { .. } | ClientOp::Range { .. } => {
-                let read = self.next_read;
-                self.next_read += 1;
-                match self.raft.read_index(read) {
-                    Ok(()) => {
-                        let pending = Pending { to, since };
-                        self.pending_reads.insert(read, PendingRead { pending, op });
-                    }
-                    Err(error) => {
-                        let reply = self.refusal(error);
-                        self.reply(&to, reply);
-                    }
-                }
-            }
-            ClientOp::Status => {
-                let reply = ClientReply::Status(self.status());
-                self.reply(&to, reply);
-            }
-            ClientOp::Query {
+            | ClientOp::Query {
                 serializable: true, ..
             } => {
                 let reply = self.read(&op);
+                self.reply(&to, reply);
+            }
+            ClientOp::Status => {
+                let reply = ClientReply::Status(self.status());
                 self.reply(&to, reply);
             }
             ClientOp::KeepAlive { .. } if self.raft.role() != Role::Leader => {
@@ -850,9 +833,12 @@ impl EventLoop {
                 let reply = self.refusal(Error::NotLeader { leader });
                 self.reply(&to, reply);
             }
-            ClientOp::Query { .. } | ClientOp::KeepAlive { .. } => {
-                // Keepalives too wait for a quorum's confirmation: a deposed leader must not
-                // extend a session the new leader may already have expired.
+            // Keepalives too wait for a quorum's confirmation: a deposed leader must not
+            // extend a session the new leader may already have expired.
+            ClientOp::Get { .. }
+            | ClientOp::Range { .. }
+            | ClientOp::Query { .. }
+            | ClientOp::KeepAlive { .. } => {
                 let read = self.next_read;
                 self.next_read += 1;
                 match self.raft.read_index(read) {

@@ -48,6 +48,29 @@ pub enum LockKind {
     Election,
 }
 
+impl LockKind {
+    /// (kind code, permits) as encoded.
+    pub fn code(self) -> (u8, u32) {
+        match self {
+            LockKind::Mutex => (1, 0),
+            LockKind::RwLock => (2, 0),
+            LockKind::Semaphore(permits) => (3, permits),
+            LockKind::Election => (4, 0),
+        }
+    }
+
+    /// The kind [`LockKind::code`] gave.
+    pub fn from_code(kind: u8, permits: u32) -> Result<LockKind, String> {
+        Ok(match kind {
+            1 => LockKind::Mutex,
+            2 => LockKind::RwLock,
+            3 if (1..=SEMAPHORE_PERMITS_MAX).contains(&permits) => LockKind::Semaphore(permits),
+            4 => LockKind::Election,
+            other => return Err(format!("unknown lock kind {other} (permits {permits})")),
+        })
+    }
+}
+
 /// How a read-write lock is wanted (other kinds are always `Exclusive`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -715,12 +738,7 @@ impl Command {
                 out.put_u8(*space as u8);
                 out.put_bytes(name);
                 out.put_u64(*session);
-                let (kind, permits) = match kind {
-                    LockKind::Mutex => (1, 0),
-                    LockKind::RwLock => (2, 0),
-                    LockKind::Semaphore(permits) => (3, *permits),
-                    LockKind::Election => (4, 0),
-                };
+                let (kind, permits) = kind.code();
                 out.put_u8(kind);
                 out.put_u32(permits);
                 out.put_u8(match mode {
@@ -855,14 +873,7 @@ impl Command {
                 let name = name(reader)?;
                 let session = reader.u64()?;
                 let kind = reader.u8()?;
-                let permits = reader.u32()?;
-                let kind = match kind {
-                    1 => LockKind::Mutex,
-                    2 => LockKind::RwLock,
-                    3 => LockKind::Semaphore(permits),
-                    4 => LockKind::Election,
-                    other => return Err(format!("unknown lock kind {other}")),
-                };
+                let kind = LockKind::from_code(kind, reader.u32()?)?;
                 let mode = match reader.u8()? {
                     1 => Mode::Exclusive,
                     2 => Mode::Shared,

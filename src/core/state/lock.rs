@@ -273,12 +273,7 @@ impl Locks {
         for ((space, name), lock) in &self.map {
             out.put_u8(*space as u8);
             out.put_bytes(name);
-            let (kind, permits) = match lock.kind {
-                LockKind::Mutex => (1, 0),
-                LockKind::RwLock => (2, 0),
-                LockKind::Semaphore(permits) => (3, permits),
-                LockKind::Election => (4, 0),
-            };
+            let (kind, permits) = lock.kind.code();
             out.put_u8(kind);
             out.put_u32(permits);
             out.put_u32(lock.holders.len() as u32);
@@ -313,14 +308,7 @@ impl Locks {
             let space = Space::from_code(reader.u8()?)?;
             let name = reader.bytes(KEY_BYTES_MAX)?.to_vec();
             let kind = reader.u8()?;
-            let permits = reader.u32()?;
-            let kind = match kind {
-                1 => LockKind::Mutex,
-                2 => LockKind::RwLock,
-                3 if permits <= SEMAPHORE_PERMITS_MAX => LockKind::Semaphore(permits),
-                4 => LockKind::Election,
-                other => return Err(format!("unknown lock kind {other}")),
-            };
+            let kind = LockKind::from_code(kind, reader.u32()?)?;
             let holders = reader.u32()? as usize;
             if holders > SEMAPHORE_PERMITS_MAX as usize {
                 return Err(format!("{holders} holders exceed the limit"));
@@ -355,11 +343,11 @@ impl Locks {
     }
 }
 
-fn kind_name(kind: LockKind) -> &'static str {
+fn kind_name(kind: LockKind) -> String {
     match kind {
-        LockKind::Mutex => "mutex",
-        LockKind::RwLock => "read-write lock",
-        LockKind::Semaphore(_) => "semaphore",
-        LockKind::Election => "election",
+        LockKind::Mutex => "mutex".into(),
+        LockKind::RwLock => "read-write lock".into(),
+        LockKind::Semaphore(permits) => format!("semaphore of {permits} permits"),
+        LockKind::Election => "election".into(),
     }
 }
