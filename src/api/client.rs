@@ -112,7 +112,10 @@ impl Client {
         if config.endpoints.is_empty() {
             return Err(Error::InvalidConfig("give at least one endpoint".into()));
         }
-        let id = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+        // Random per client; 0 is reserved for the cluster's own commands.
+        let id = std::collections::hash_map::RandomState::new()
+            .hash_one(std::process::id())
+            .max(1);
         Ok(Client {
             config,
             id,

@@ -645,13 +645,23 @@ impl EventLoop {
                     );
                 }
             }
-            (Peer::Client(_), Frame::Request { id, op }) => {
+            (Peer::Client(client), Frame::Request { id, op }) => {
                 let serial = self.connections[slot].as_ref().map_or(0, |c| c.serial);
                 let to = ReplyTo::Socket {
                     slot,
                     serial,
                     request: id,
                 };
+                // A write speaks for the client that said Hello on this connection: a caller
+                // cannot use another client's identity (its sessions, its exactly-once
+                // record).
+                if let ClientOp::Write(request) = &op {
+                    if request.client != client {
+                        let why = "a request must carry its connection's client id".to_string();
+                        self.reply(&to, ClientReply::Failed(why));
+                        return;
+                    }
+                }
                 self.on_request(to, op)
             }
             (peer, frame) => {
@@ -670,6 +680,8 @@ impl EventLoop {
         } else if let Caller::Member(id) = caller {
             (!self.config.members.contains_key(&id) || id == self.config.id)
                 .then(|| format!("node {id} is not a member of this cluster"))
+        } else if caller == Caller::Client(0) {
+            Some("client id 0 is reserved for the cluster itself".to_string())
         } else {
             None
         };

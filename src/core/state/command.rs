@@ -425,7 +425,7 @@ impl Outcome {
             | Outcome::Enqueued { .. }
             | Outcome::Counter { .. } => 8,
             Outcome::Claimed { .. } | Outcome::Barrier { .. } => 16,
-            Outcome::Refused { reason, .. } => 4 + reason.len(),
+            Outcome::Refused { reason, .. } => 4 + capped(reason).len(),
         }
     }
 
@@ -443,7 +443,7 @@ impl Outcome {
             Outcome::Busy { revision } => return put_outcome(out, 10, *revision, &[]),
             Outcome::Refused { revision, reason } => {
                 put_outcome(out, 11, *revision, &[]);
-                return out.put_bytes(reason.as_bytes());
+                return out.put_bytes(capped(reason).as_bytes());
             }
             Outcome::Enqueued { revision, item } => {
                 return put_outcome(out, 12, *revision, &[*item]);
@@ -545,6 +545,19 @@ impl Outcome {
             other => return Err(format!("unknown outcome kind {other}")),
         })
     }
+}
+
+/// Longest refusal reason kept (they quote names, which can be long): every member stores
+/// the outcome for exactly-once retries and in snapshots, whose decoder bounds it.
+const REASON_BYTES_MAX: usize = 1024;
+
+/// `reason` cut to [`REASON_BYTES_MAX`] bytes, at a character boundary.
+fn capped(reason: &str) -> &str {
+    let mut end = reason.len().min(REASON_BYTES_MAX);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
 }
 
 fn put_outcome(out: &mut Vec<u8>, kind: u8, revision: u64, fields: &[u64]) {

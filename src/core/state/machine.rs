@@ -150,14 +150,14 @@ impl StateMachine {
                 }
             }
         }
-        let outcome = self.execute(&request.command);
+        let outcome = self.execute(request.client, &request.command);
         if request.sequence != 0 {
             self.remember(request.client, request.sequence, outcome.clone());
         }
         outcome
     }
 
-    fn execute(&mut self, command: &Command) -> Outcome {
+    fn execute(&mut self, client: u64, command: &Command) -> Outcome {
         match command {
             Command::Put { key, value } => {
                 self.revision += 1;
@@ -214,12 +214,43 @@ impl StateMachine {
                     succeeded,
                 }
             }
-            _ => self.execute_primitive(command),
+            _ => match self.check_owner(client, command) {
+                Ok(()) => self.execute_primitive(client, command),
+                Err(reason) => Outcome::Refused {
+                    revision: self.revision,
+                    reason,
+                },
+            },
         }
     }
 
     /// Sessions and the primitives bound to them.
-    fn execute_primitive(&mut self, command: &Command) -> Outcome {
+    /// A session is used only by the client that created it, and sessions are expired only
+    /// by the leader (client 0): a client cannot release, close or expire another's.
+    fn check_owner(&self, client: u64, command: &Command) -> Result<(), String> {
+        let session = match command {
+            Command::ExpireSessions { .. } if client != 0 => {
+                return Err("sessions are expired by the leader only".into())
+            }
+            Command::CloseSession { session }
+            | Command::Acquire { session, .. }
+            | Command::Release { session, .. }
+            | Command::Join { session, .. }
+            | Command::Leave { session, .. }
+            | Command::Claim { session, .. }
+            | Command::Enter { session, .. }
+            | Command::Exit { session, .. } => *session,
+            _ => return Ok(()),
+        };
+        match self.sessions.get(session) {
+            Some(found) if found.owner != client => {
+                Err(format!("session {session} belongs to another client"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn execute_primitive(&mut self, client: u64, command: &Command) -> Outcome {
         let refused = |revision: u64, reason: String| Outcome::Refused { revision, reason };
         let now = self.revision;
         match command {
@@ -231,7 +262,7 @@ impl StateMachine {
                 let id = fx.bump();
                 fx.emit(Space::Session, &id.to_be_bytes(), EventKind::SessionCreated)
                     .item = *ttl_ms;
-                let _ = self.sessions.create(id, *ttl_ms); // room checked above
+                let _ = self.sessions.create(id, *ttl_ms, client); // room checked above
                 Outcome::Session {
                     revision: id,
                     session: id,
@@ -982,8 +1013,14 @@ mod tests {
         }
 
         fn run(&mut self, command: Command) -> Outcome {
+            // Expiries come from the leader (client 0), everything else from client 1.
+            let client = u64::from(!matches!(command, Command::ExpireSessions { .. }));
+            self.run_as(client, command)
+        }
+
+        fn run_as(&mut self, client: u64, command: Command) -> Outcome {
             self.index += 1;
-            let applied = self.state.apply(self.index, &request(1, 0, command));
+            let applied = self.state.apply(self.index, &request(client, 0, command));
             applied.expect("a valid command").outcome
         }
 
@@ -1085,6 +1122,54 @@ mod tests {
             !d.state.locks.contains(Space::Lock, b"m"),
             "an idle lock is forgotten"
         );
+    }
+
+    #[test]
+    fn a_session_is_used_only_by_its_client_and_expired_only_by_the_leader() {
+        let mut d = Driver::new();
+        let a = d.session();
+        d.acquire("m", a, LockKind::Mutex, Mode::Exclusive);
+        let release = Command::Release {
+            space: Space::Lock,
+            name: b"m".to_vec(),
+            session: a,
+        };
+        assert!(matches!(d.run_as(7, release), Outcome::Refused { .. }));
+        let close = Command::CloseSession { session: a };
+        assert!(matches!(d.run_as(7, close), Outcome::Refused { .. }));
+        let expire = Command::ExpireSessions { sessions: vec![a] };
+        assert!(matches!(d.run_as(7, expire), Outcome::Refused { .. }));
+        assert_eq!(
+            d.holders(Space::Lock, "m"),
+            vec![a],
+            "the lock is still a's"
+        );
+    }
+
+    #[test]
+    fn refusals_quoting_the_longest_names_still_snapshot() {
+        let mut d = Driver::new();
+        let a = d.session();
+        // Invalid UTF-8 grows threefold when quoted; the stored reason stays bounded.
+        let name = vec![0xffu8; KEY_BYTES_MAX];
+        let acquire = |kind| Command::Acquire {
+            space: Space::Lock,
+            name: name.clone(),
+            session: a,
+            kind,
+            mode: Mode::Exclusive,
+            value: Vec::new(),
+            wait: false,
+        };
+        d.run(acquire(LockKind::Mutex));
+        let refused = d.state.apply(99, &request(1, 1, acquire(LockKind::RwLock)));
+        match refused.unwrap().outcome {
+            Outcome::Refused { reason, .. } => assert!(reason.contains("mutex"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        let restored = StateMachine::decode(&d.state.encode()).unwrap();
+        assert_eq!(restored.encode(), d.state.encode());
+        assert_eq!(d.state.encode().len(), d.state.encoded_len());
     }
 
     #[test]
@@ -1348,7 +1433,7 @@ mod tests {
         let mut restored = StateMachine::decode(&encoded).unwrap();
         assert_eq!(restored, d.state);
         // The restored state behaves the same: a's expiry hands the mutex to b.
-        let expire = request(1, 0, Command::ExpireSessions { sessions: vec![a] });
+        let expire = request(0, 0, Command::ExpireSessions { sessions: vec![a] });
         restored.apply(d.index + 1, &expire);
         d.state.apply(d.index + 1, &expire);
         assert_eq!(restored, d.state);

@@ -16,6 +16,8 @@ pub type Resource = (Space, Vec<u8>);
 pub struct Session {
     /// Time to live without a keepalive, in milliseconds.
     pub ttl_ms: u64,
+    /// The client that created it (the only one that may use it).
+    pub owner: u64,
     /// Everything the session holds or waits for (released when it ends).
     pub holds: BTreeSet<Resource>,
 }
@@ -28,7 +30,7 @@ pub struct Sessions {
 
 impl Sessions {
     /// Adds a session with id `id`; an error when the table is full.
-    pub fn create(&mut self, id: u64, ttl_ms: u64) -> Result<(), String> {
+    pub fn create(&mut self, id: u64, ttl_ms: u64, owner: u64) -> Result<(), String> {
         if self.map.len() >= SESSIONS_MAX {
             return Err(format!(
                 "{SESSIONS_MAX} sessions are open already; close some first"
@@ -38,6 +40,7 @@ impl Sessions {
             id,
             Session {
                 ttl_ms,
+                owner,
                 holds: BTreeSet::new(),
             },
         );
@@ -102,6 +105,7 @@ impl Sessions {
         for (id, session) in &self.map {
             out.put_u64(*id);
             out.put_u64(session.ttl_ms);
+            out.put_u64(session.owner);
             out.put_u32(session.holds.len() as u32);
             for (space, name) in &session.holds {
                 out.put_u8(*space as u8);
@@ -120,12 +124,14 @@ impl Sessions {
         for _ in 0..count {
             let id = reader.u64()?;
             let ttl_ms = reader.u64()?;
+            let owner = reader.u64()?;
             let holds = reader.u32()? as usize;
             if holds > SESSION_HOLDS_MAX {
                 return Err(format!("session {id} holds {holds} things, over the limit"));
             }
             let mut session = Session {
                 ttl_ms,
+                owner,
                 holds: BTreeSet::new(),
             };
             for _ in 0..holds {
