@@ -144,6 +144,9 @@ impl Barriers {
         for _ in 0..count {
             let name = reader.bytes(KEY_BYTES_MAX)?.to_vec();
             let participants = reader.u32()?;
+            if !(1..=BARRIER_PARTICIPANTS_MAX).contains(&participants) {
+                return Err(format!("a barrier of {participants} participants"));
+            }
             let arrived = reader.ids(BARRIER_PARTICIPANTS_MAX as usize)?;
             let barrier = Barrier {
                 participants,

@@ -81,7 +81,7 @@ impl SessionClock {
     }
 
     /// The sessions to expire now, at most [`EXPIRE_BATCH_MAX`]. A gap since the last call
-    /// longer than `stall_ms` first shifts every deadline by the gap. A session proposed
+    /// longer than `stall_ms` first shifts every deadline by the gap's excess over `stall_ms`. A session proposed
     /// already is proposed again only after `retry_ms` (the proposal may have been lost).
     pub fn due(&mut self, now_ms: u64, stall_ms: u64, retry_ms: u64) -> Vec<u64> {
         let Some(last) = self.last_check_ms else {
@@ -89,10 +89,13 @@ impl SessionClock {
         };
         let gap = now_ms.saturating_sub(last);
         if gap > stall_ms {
+            // Only the time beyond a normal interval is forgiven: a leader whose every turn
+            // is slow (a loaded disk) still expires dead sessions, a little later.
+            let lost = gap - stall_ms;
             let shifted: Vec<(u64, (u64, u64))> = self
                 .deadlines
                 .iter()
-                .map(|(s, (d, ttl))| (*s, (d.saturating_add(gap), *ttl)))
+                .map(|(s, (d, ttl))| (*s, (d.saturating_add(lost), *ttl)))
                 .collect();
             self.deadlines.clear();
             self.by_deadline.clear();
@@ -179,8 +182,29 @@ mod tests {
         let mut clock = SessionClock::new();
         clock.restart(0, [(1, 1_000)].into_iter());
         // The loop could not look at the clock for 5 s: nothing expires at once.
-        assert!(clock.due(5_000, 2_000, 1_000).is_empty());
-        assert_eq!(clock.deadline(1), Some(6_000));
-        assert_eq!(clock.due(6_001, 2_000, 1_000), vec![1]);
+        assert!(clock.due(5_000, 200, 1_000).is_empty());
+        assert_eq!(clock.deadline(1), Some(5_800));
+        assert_eq!(clock.due(5_801, 2_000, 1_000), vec![1]);
+    }
+
+    #[test]
+    fn a_leader_whose_every_turn_is_slow_still_expires_sessions() {
+        let mut clock = SessionClock::new();
+        clock.restart(0, [(1, 1_000)].into_iter());
+        let mut now = 0;
+        let mut expired = false;
+        // Every turn takes 250 ms, longer than the 200 ms stall threshold.
+        for _ in 0..40 {
+            now += 250;
+            if !clock.due(now, 200, 10_000).is_empty() {
+                expired = true;
+                break;
+            }
+        }
+        assert!(
+            expired,
+            "the session never expired (deadline {:?})",
+            clock.deadline(1)
+        );
     }
 }

@@ -310,8 +310,13 @@ impl Locks {
             let kind = reader.u8()?;
             let kind = LockKind::from_code(kind, reader.u32()?)?;
             let holders = reader.u32()? as usize;
-            if holders > SEMAPHORE_PERMITS_MAX as usize {
-                return Err(format!("{holders} holders exceed the limit"));
+            let allowed = match kind {
+                LockKind::Mutex | LockKind::Election => 1,
+                LockKind::Semaphore(permits) => permits as usize,
+                LockKind::RwLock => SEMAPHORE_PERMITS_MAX as usize,
+            };
+            if holders > allowed {
+                return Err(format!("{holders} holders of a {}", kind_name(kind)));
             }
             let mut lock = Lock {
                 kind,

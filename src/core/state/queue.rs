@@ -193,7 +193,11 @@ impl Queues {
             fx.bump();
             // Redelivered oldest first, ahead of items never claimed.
             for item in items.into_iter().rev() {
-                let token = queue.items[&item].claim.map_or(0, |c| c.1);
+                let token = queue
+                    .items
+                    .get(&item)
+                    .and_then(|i| i.claim)
+                    .map_or(0, |c| c.1);
                 requeue(name, queue, item, session, token, fx);
             }
             deliver(name, queue, fx);
@@ -282,6 +286,15 @@ impl Queues {
                 queue.items.insert(id, Item { payload, claim });
             }
             let ready = reader.ids(QUEUE_ITEMS_MAX)?;
+            // Every unclaimed item is ready exactly once, and nothing else is.
+            let unclaimed = queue.items.values().filter(|i| i.claim.is_none()).count();
+            let consistent = ready.len() == unclaimed
+                && ready
+                    .iter()
+                    .all(|id| queue.items.get(id).is_some_and(|i| i.claim.is_none()));
+            if !consistent {
+                return Err("a queue's ready list does not match its items".into());
+            }
             queue.ready = ready.into();
             let waiters = reader.ids(LOCK_WAITERS_MAX)?;
             queue.waiters = waiters.into();
@@ -294,7 +307,9 @@ impl Queues {
 /// Claims `item` for `session` at a new revision; returns the token.
 fn grant(name: &[u8], queue: &mut Queue, item: u64, session: u64, fx: &mut Effects) -> u64 {
     let token = fx.bump();
-    let stored = queue.items.get_mut(&item).expect("ready items exist");
+    let Some(stored) = queue.items.get_mut(&item) else {
+        return token; // unreachable: ready items exist (checked when a snapshot is decoded)
+    };
     stored.claim = Some((session, token));
     queue.claims.entry(session).or_default().insert(item);
     let event = fx.emit(Space::Queue, name, EventKind::Granted);
