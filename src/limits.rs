@@ -152,8 +152,9 @@ pub const WATCH_HISTORY_BYTES_MAX: usize = 2 * 1024 * 1024;
 /// Watches one member serves at once.
 pub const WATCHES_MAX: usize = 250_000;
 
-/// Watches one client connection may hold.
-pub const WATCHES_PER_CONNECTION_MAX: usize = 250_000;
+/// Watches one client connection may hold (an event matching all of them is encoded once per
+/// watch: the per-connection backlog bound then cancels the excess).
+pub const WATCHES_PER_CONNECTION_MAX: usize = 50_000;
 
 /// Events in one `Events` frame.
 pub const EVENTS_PER_FRAME_MAX: usize = 4096;

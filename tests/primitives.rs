@@ -280,3 +280,61 @@ fn a_watcher_that_stops_reading_is_cancelled_with_a_reason() {
     // The member kept serving everyone else.
     client.put(b"after", b"ok").unwrap();
 }
+
+#[test]
+fn one_client_shared_by_threads_writes_in_order_and_one_session_holds_a_name_once() {
+    let cluster = Cluster::start("shared-client");
+    let client = Arc::new(cluster.client());
+    let writers: Vec<_> = (0..8)
+        .map(|t| {
+            let client = client.clone();
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    client
+                        .put(format!("t{t}/{i}").as_bytes(), b"v")
+                        .expect("a write of a shared client failed");
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    assert_eq!(client.range(b"t", 1000).unwrap().0.len(), 400);
+    // A session's lock taken twice (say from two threads) is refused, not granted twice.
+    let session = Session::create(cluster.config(), 10 * SECOND).unwrap();
+    let held = session.lock(b"m", SECOND).unwrap();
+    let again = session.lock(b"m", SECOND);
+    assert!(
+        matches!(again, Err(accord::Error::InvalidArgument(_))),
+        "{again:?}"
+    );
+    held.release().unwrap();
+    session.lock(b"m", SECOND).unwrap().release().unwrap();
+}
+
+#[test]
+fn a_wait_longer_than_the_call_timeout_still_withdraws_when_it_ends() {
+    let cluster = Cluster::start("withdraw");
+    let mut config = cluster.config();
+    config.timeout = Duration::from_millis(500);
+    let a = Session::create(cluster.config(), 10 * SECOND).unwrap();
+    let b = Session::create(config, 10 * SECOND).unwrap();
+    let held = a.lock(b"m", SECOND).unwrap();
+    let waited = b.lock(b"m", Duration::from_millis(800));
+    assert!(
+        matches!(waited, Err(accord::Error::Timeout(_))),
+        "{waited:?}"
+    );
+    let (_, waiters) = cluster.client().lock_holders(b"m").unwrap();
+    assert!(
+        waiters.is_empty(),
+        "the waiter that gave up is still queued"
+    );
+    held.release().unwrap();
+    let (holders, _) = cluster.client().lock_holders(b"m").unwrap();
+    assert!(
+        holders.is_empty(),
+        "the lock went to a caller that had left"
+    );
+}

@@ -288,19 +288,18 @@ impl Client {
     /// member's reply (`Written`, or `Claimed` for a claim), trying until `deadline`.
     pub(crate) fn write_until(&self, command: Command, deadline: Instant) -> Result<ClientReply> {
         command.validate().map_err(Error::InvalidArgument)?;
-        let sequence = {
-            let mut inner = self.inner.lock();
-            let sequence = inner.next_sequence;
-            inner.next_sequence += 1;
-            sequence
-        };
+        // The sequence is taken and used under one lock: writes of several threads reach the
+        // cluster in sequence order, so none is mistaken for a stale retry.
+        let mut inner = self.inner.lock();
+        let sequence = inner.next_sequence;
+        inner.next_sequence += 1;
         let request = Request {
             client: self.id,
             sequence,
             command,
         };
         // Every retry carries the same sequence: the cluster applies the write once.
-        match self.call_until(ClientOp::Write(request), deadline)? {
+        match self.call_locked(&mut inner, ClientOp::Write(request), deadline)? {
             ClientReply::Written(Outcome::Stale { .. }) => Err(Error::InvalidMessage(
                 "the cluster had already applied a newer request of this client",
             )),
@@ -318,6 +317,16 @@ impl Client {
     /// As [`Client::call`], until `deadline`.
     pub(crate) fn call_until(&self, op: ClientOp, deadline: Instant) -> Result<ClientReply> {
         let mut inner = self.inner.lock();
+        self.call_locked(&mut inner, op, deadline)
+    }
+
+    /// The body of [`Client::call_until`], with the connection already locked.
+    fn call_locked(
+        &self,
+        inner: &mut Inner,
+        op: ClientOp,
+        deadline: Instant,
+    ) -> Result<ClientReply> {
         let generation = self.cancel.generation.load(Ordering::SeqCst);
         let cancelled = || self.cancel.generation.load(Ordering::SeqCst) != generation;
         let mut last_error = Error::NotLeader { leader: None };
@@ -329,7 +338,7 @@ impl Client {
                 return Err(Error::Cancelled);
             }
             let attempt_deadline = deadline.min(Instant::now() + ATTEMPT_TIMEOUT);
-            let result = self.attempt(&mut inner, &op, attempt_deadline);
+            let result = self.attempt(inner, &op, attempt_deadline);
             if cancelled() {
                 inner.connection = None;
                 return Err(Error::Cancelled);
@@ -555,6 +564,16 @@ fn read_frame(inner: &mut Inner, deadline: Instant) -> Result<Frame> {
         match stream.read(&mut inner.chunk) {
             Ok(0) => return Err(Error::io(format!("reading from {address}"), &closed())),
             Ok(count) => inner.received.extend_from_slice(&inner.chunk[..count]),
+            // A read timeout means the member had nothing to say yet (a watch stream waits
+            // this way); the connection is fine.
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(Error::Busy("the member did not answer within the timeout"))
+            }
             Err(error) => return Err(Error::io(format!("reading from {address}"), &error)),
         }
     }

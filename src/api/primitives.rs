@@ -90,6 +90,10 @@ impl Lock {
     /// Releases the lock (the next waiter, if any, gets it).
     pub fn release(mut self) -> Result<()> {
         self.released = true;
+        self.session
+            .taken
+            .lock()
+            .remove(&(self.space, self.name.clone()));
         let command = Command::Release {
             space: self.space,
             name: self.name.clone(),
@@ -168,6 +172,7 @@ impl Membership {
 /// A claimed work item: process it, then [`Claim::ack`] it (or [`Claim::release`] it for
 /// someone else). If the session is lost first, the item is redelivered to another claimer.
 pub struct Claim {
+    session: Arc<SessionShared>,
     client: Arc<Client>,
     queue: Vec<u8>,
     /// The item's id in its queue.
@@ -179,6 +184,12 @@ pub struct Claim {
 }
 
 impl Claim {
+    /// Whether the claim surely still holds: its session is not lost by the safety clock
+    /// (checked now). `false` means: stop working on the item, it will be redelivered.
+    pub fn is_held(&self) -> bool {
+        self.session.status() != SessionStatus::Lost
+    }
+
     /// Acknowledges the item: it leaves the queue for good. Fails if the claim was lost
     /// (the session expired and the item went to someone else).
     pub fn ack(self) -> Result<()> {
@@ -331,6 +342,7 @@ impl Session {
         let timeout = timeout.unwrap_or(Duration::ZERO);
         match self.wait_for(command, cancel, Space::Queue, queue, timeout)? {
             Granted::Claim(claimed) => Ok(Some(Claim {
+                session: self.shared.clone(),
                 client: self.client.clone(),
                 queue: queue.to_vec(),
                 item: claimed.item,
@@ -347,6 +359,16 @@ impl Session {
     /// Arrives at barrier `name` of `participants` and waits until all arrived (then every
     /// participant returns) or `timeout` passes (this session leaves the barrier).
     pub fn barrier(&self, name: &[u8], participants: u32, timeout: Duration) -> Result<()> {
+        self.take_name(Space::Barrier, name)?;
+        let result = self.barrier_wait(name, participants, timeout);
+        self.shared
+            .taken
+            .lock()
+            .remove(&(Space::Barrier, name.to_vec()));
+        result
+    }
+
+    fn barrier_wait(&self, name: &[u8], participants: u32, timeout: Duration) -> Result<()> {
         let command = Command::Enter {
             barrier: name.to_vec(),
             participants,
@@ -369,6 +391,19 @@ impl Session {
         }
     }
 
+    /// Notes that this session is taking `name` through this process; refused if it
+    /// already holds or waits for it (from another thread, say).
+    fn take_name(&self, space: Space, name: &[u8]) -> Result<()> {
+        if !self.shared.taken.lock().insert((space, name.to_vec())) {
+            return Err(Error::InvalidArgument(format!(
+                "this session already holds or waits for {} {}; use one session per holder",
+                space.name(),
+                String::from_utf8_lossy(name)
+            )));
+        }
+        Ok(())
+    }
+
     /// Acquire (wait when `timeout` is given) a lock-like name.
     fn take(
         &self,
@@ -379,6 +414,7 @@ impl Session {
         value: &[u8],
         timeout: Option<Duration>,
     ) -> Result<Option<Lock>> {
+        self.take_name(space, name)?;
         let command = Command::Acquire {
             space,
             name: name.to_vec(),
@@ -394,8 +430,8 @@ impl Session {
             session: self.shared.id,
         };
         let timeout = timeout.unwrap_or(Duration::ZERO);
-        match self.wait_for(command, cancel, space, name, timeout)? {
-            Granted::Token(token) => Ok(Some(Lock {
+        let result = match self.wait_for(command, cancel, space, name, timeout) {
+            Ok(Granted::Token(token)) => Ok(Some(Lock {
                 session: self.shared.clone(),
                 client: self.client.clone(),
                 space,
@@ -403,16 +439,23 @@ impl Session {
                 token,
                 released: false,
             })),
-            Granted::NotNow => Ok(None),
-            Granted::Claim(_) | Granted::Opened => {
-                Err(Error::Corrupt("a lock answered like a queue".into()))
+            Ok(Granted::NotNow) => Ok(None),
+            Ok(Granted::Claim(_) | Granted::Opened) => {
+                Err(Error::InvalidMessage("a lock was answered like a queue"))
             }
+            Err(error) => Err(error),
+        };
+        if !matches!(result, Ok(Some(_))) {
+            self.shared.taken.lock().remove(&(space, name.to_vec()));
         }
+        result
     }
 
-    /// Applies `command`; if it queued this session, waits for the grant event until
-    /// `timeout`, then applies `cancel`. A grant that raced with the cancel is kept (locks:
-    /// the cancel, a release, undoes it; queues and barriers: it is returned).
+    /// Applies `command`; if it queued this session, waits for the grant until `timeout`.
+    /// Whenever the wait ends without a grant (timeout, error, lost history) it withdraws
+    /// with `cancel`, so nothing is later granted to a caller that left; a grant that came
+    /// before the withdrawal is kept (locks: the withdrawal, a release, undoes it; queues and
+    /// barriers: it is returned).
     fn wait_for(
         &self,
         command: Command,
@@ -422,10 +465,9 @@ impl Session {
         timeout: Duration,
     ) -> Result<Granted> {
         self.alive()?;
-        let deadline = deadline_after(timeout.max(self.client.config().timeout));
+        let write_deadline = || deadline_after(self.client.config().timeout);
         let wait_deadline = deadline_after(timeout);
-        let reply = self.client.write_until(command, deadline)?;
-        let waiting_since = match reply {
+        let waiting_since = match self.client.write_until(command, write_deadline())? {
             ClientReply::Written(Outcome::Acquired { token, .. }) => {
                 return Ok(Granted::Token(token))
             }
@@ -440,6 +482,12 @@ impl Session {
                 };
                 return Ok(Granted::Claim(claimed));
             }
+            ClientReply::Written(Outcome::Claimed { item, .. }) => {
+                // A retried claim whose item has since been acknowledged or redelivered.
+                return Err(Error::Rejected(format!(
+                    "item {item} was claimed and is no longer available"
+                )));
+            }
             ClientReply::Written(Outcome::Barrier { opened: true, .. }) => {
                 return Ok(Granted::Opened)
             }
@@ -451,29 +499,116 @@ impl Session {
             | ClientReply::Written(Outcome::Barrier { revision, .. }) => revision,
             other => return Err(unexpected(other)),
         };
+        let waited = self.wait_granted(space, name, waiting_since, wait_deadline);
+        if let Ok(Some(granted)) = waited {
+            return Ok(granted);
+        }
+        let failure = waited
+            .err()
+            .unwrap_or_else(|| Error::Timeout(format!("waited {} ms", timeout.as_millis())));
+        let (ok, revision) = match self.client.write_until(cancel, write_deadline())? {
+            ClientReply::Written(Outcome::Done { ok, revision }) => (ok, revision),
+            other => return Err(unexpected(other)),
+        };
+        if ok || matches!(space, Space::Lock | Space::Election) {
+            return Err(failure);
+        }
+        // No longer waiting when the withdrawal applied: the barrier opened, or the claim was
+        // granted, before it (or the session ended).
+        self.alive()?;
+        if space == Space::Barrier {
+            return Ok(Granted::Opened);
+        }
+        match self.find_grant(space, name, waiting_since, revision) {
+            Some(granted) => Ok(granted),
+            None => Err(failure),
+        }
+    }
+
+    /// Waits for the grant to this session on `name` after revision `since`, until
+    /// `deadline`; `Ok(None)` when it did not come (or the history needed was lost).
+    fn wait_granted(
+        &self,
+        space: Space,
+        name: &[u8],
+        since: u64,
+        deadline: Instant,
+    ) -> Result<Option<Granted>> {
         let mut stream = self.wait_stream()?;
-        // Compacted already (None): fall back on the cancel's answer below.
-        let watch = stream.add(space, name, waiting_since + 1)?.ok();
-        let result = self.wait_on(
-            &mut stream,
-            watch,
-            name,
-            cancel,
-            wait_deadline,
-            deadline,
-            timeout,
-            space,
-            waiting_since,
-        );
-        if let Some(watch) = watch {
-            if stream.remove(watch).is_ok() {
-                let mut pool = self.wait_streams.lock();
-                if pool.len() < WAIT_STREAMS_KEPT {
-                    pool.push(stream);
+        let watch = match stream.add(space, name, since + 1)? {
+            Ok(watch) => watch,
+            Err(_) => return self.granted_now(space, name),
+        };
+        let me = self.shared.id;
+        let result = (|| {
+            // Bounded by the deadline.
+            while Instant::now() < deadline {
+                if self.shared.status() == SessionStatus::Lost {
+                    return Err(self.shared.lost_error());
                 }
+                let step = deadline
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(200));
+                match stream.next(step)? {
+                    Some((_, WatchItem::Events(events))) => {
+                        if let Some(granted) = grant_in(&events, name, me)? {
+                            return Ok(Some(granted));
+                        }
+                    }
+                    // The history ran out: ask the state itself.
+                    Some((_, WatchItem::Compacted { .. } | WatchItem::Cancelled(_))) => {
+                        return self.granted_now(space, name)
+                    }
+                    None => {}
+                }
+            }
+            Ok(None)
+        })();
+        // Keep the connection for the next wait if it is healthy.
+        if stream.remove(watch).is_ok() && stream.is_connected() {
+            let mut kept = self.wait_streams.lock();
+            if kept.len() < WAIT_STREAMS_KEPT {
+                kept.push(stream);
             }
         }
         result
+    }
+
+    /// Whether this session holds `name` now (a linearizable read), for when the events that
+    /// would have said so were compacted away. Queues cannot tell which item: `None`.
+    fn granted_now(&self, space: Space, name: &[u8]) -> Result<Option<Granted>> {
+        match space {
+            Space::Lock | Space::Election => {
+                let (holders, _) = self.client.holders(space, name)?;
+                Ok(holders
+                    .iter()
+                    .find(|h| h.session == self.shared.id)
+                    .map(|h| Granted::Token(h.token)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// A grant to this session on `name` between revisions `since` and `until`, from the
+    /// event history (after a withdrawal found the session no longer waiting).
+    fn find_grant(&self, space: Space, name: &[u8], since: u64, until: u64) -> Option<Granted> {
+        let mut stream = WatchStream::open(self.client.config().clone()).ok()?;
+        stream.add(space, name, since + 1).ok()?.ok()?;
+        let deadline = deadline_after(self.client.config().timeout);
+        // Bounded by the deadline.
+        while Instant::now() < deadline {
+            if let Ok(Some((_, WatchItem::Events(events)))) =
+                stream.next(Duration::from_millis(200))
+            {
+                if let Ok(Some(granted)) = grant_in(&events, name, self.shared.id) {
+                    return Some(granted);
+                }
+                if events.iter().any(|e| e.revision >= until) {
+                    return None;
+                }
+            }
+        }
+        None
     }
 
     /// A watch connection for a blocking call: a kept one, or a new one.
@@ -482,72 +617,6 @@ impl Session {
             return Ok(stream);
         }
         WatchStream::open(self.client.config().clone())
-    }
-
-    /// Waits on `stream` for the grant, until `wait_deadline`; then withdraws with `cancel`.
-    #[allow(clippy::too_many_arguments)]
-    fn wait_on(
-        &self,
-        stream: &mut WatchStream,
-        watch: Option<u64>,
-        name: &[u8],
-        cancel: Command,
-        wait_deadline: Instant,
-        deadline: Instant,
-        timeout: Duration,
-        space: Space,
-        waiting_since: u64,
-    ) -> Result<Granted> {
-        let me = self.shared.id;
-        // Bounded by the wait deadline.
-        while watch.is_some() && Instant::now() < wait_deadline {
-            if self.shared.status() == SessionStatus::Lost {
-                let _ = self
-                    .client
-                    .write_until(cancel, deadline_after(Duration::from_secs(1)));
-                return Err(self.shared.lost_error());
-            }
-            let step = wait_deadline
-                .saturating_duration_since(Instant::now())
-                .min(Duration::from_millis(200));
-            match stream.next(step)? {
-                Some((_, WatchItem::Events(events))) => {
-                    if let Some(granted) = grant_in(&events, name, me)? {
-                        return Ok(granted);
-                    }
-                }
-                Some((_, WatchItem::Compacted { .. } | WatchItem::Cancelled(_))) => break,
-                None => {}
-            }
-        }
-        // Timed out: withdraw, then look for a grant that came first.
-        let cancelled = self.client.write_until(cancel, deadline)?;
-        let (ok, revision) = match cancelled {
-            ClientReply::Written(Outcome::Done { ok, revision }) => (ok, revision),
-            other => return Err(unexpected(other)),
-        };
-        if ok || space == Space::Lock || space == Space::Election {
-            return Err(Error::Timeout(format!("waited {} ms", timeout.as_millis())));
-        }
-        // Not waiting any more when the cancel applied: granted (or opened) before it.
-        let until = deadline_after(Duration::from_secs(5));
-        let mut stream = WatchStream::open(self.client.config().clone())?;
-        if let Ok(Ok(_)) = stream.add(space, name, waiting_since + 1) {
-            // Bounded by `until`.
-            while Instant::now() < until {
-                if let Some((_, WatchItem::Events(events))) =
-                    stream.next(Duration::from_millis(200))?
-                {
-                    if let Some(granted) = grant_in(&events, name, me)? {
-                        return Ok(granted);
-                    }
-                    if events.iter().any(|e| e.revision >= revision) {
-                        break;
-                    }
-                }
-            }
-        }
-        Err(Error::Timeout(format!("waited {} ms", timeout.as_millis())))
     }
 }
 
@@ -820,7 +889,13 @@ impl Client {
         match self.query(Query::Members {
             group: group.to_vec(),
         })? {
-            (Answer::Members(members), revision) => Ok((members, revision)),
+            (Answer::Members { more: true, .. }, _) => Err(Error::Rejected(format!(
+                "group {} has more members than one reply holds ({} bytes); keep member ids \
+                 and metadata small",
+                String::from_utf8_lossy(group),
+                crate::limits::RANGE_BYTES_MAX
+            ))),
+            (Answer::Members { members, .. }, revision) => Ok((members, revision)),
             other => Err(unexpected(other)),
         }
     }
@@ -900,8 +975,17 @@ impl Client {
         // Bounded: a compaction between the list and the watch makes us list again; three
         // times in a row means the history is too short for the rate of change.
         for _ in 0..3 {
-            let (found, _more, revision) =
+            let (found, more, revision) =
                 self.range(prefix, crate::limits::RANGE_RESULTS_MAX as u32)?;
+            if more {
+                return Err(Error::InvalidArgument(format!(
+                    "more keys are under {} than one reply holds ({} keys or {} bytes); \
+                     narrow the prefix",
+                    String::from_utf8_lossy(prefix),
+                    crate::limits::RANGE_RESULTS_MAX,
+                    crate::limits::RANGE_BYTES_MAX
+                )));
+            }
             let mut stream = WatchStream::open(self.config().clone())?;
             if stream.add(Space::Kv, prefix, revision + 1)?.is_ok() {
                 return Ok((found, revision, stream));

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use super::client::{deadline_after, unexpected, Client, ClientConfig};
-use crate::core::state::{Command, Outcome};
+use crate::core::state::{Command, Outcome, Space};
 use crate::error::{Error, Result};
 use crate::limits::{SESSION_DRIFT_PER_MILLE, SESSION_TTL_MS_MAX, SESSION_TTL_MS_MIN};
 use crate::runtime::wire::{ClientOp, ClientReply};
@@ -35,10 +35,10 @@ pub enum SessionStatus {
 
 struct View {
     status: SessionStatus,
-    /// Until when the cluster cannot have expired the session.
-    safe_until: Instant,
-    /// Send time of the last acknowledged keepalive (or of the creation).
-    last_ack_sent: Instant,
+    /// Until when the cluster cannot have expired the session (on the boot clock).
+    safe_until: Duration,
+    /// Send time of the last acknowledged keepalive, or of the creation (on the boot clock).
+    last_ack_sent: Duration,
     /// Why the session was lost.
     reason: String,
 }
@@ -50,6 +50,10 @@ pub(crate) struct SessionShared {
     view: Mutex<View>,
     changed: Condvar,
     stop: AtomicBool,
+    /// Locks, elections and barriers this session holds or waits for through this process:
+    /// a second acquire of one of them (from another thread) is refused, since the cluster
+    /// would answer it with the same grant and one release would end both.
+    pub(crate) taken: Mutex<std::collections::BTreeSet<(Space, Vec<u8>)>>,
 }
 
 impl SessionShared {
@@ -61,7 +65,7 @@ impl SessionShared {
     }
 
     fn refresh(&self, view: &mut View) {
-        let now = Instant::now();
+        let now = boot_now();
         let next = match view.status {
             SessionStatus::Lost => return,
             _ if now >= view.safe_until => {
@@ -90,7 +94,7 @@ impl SessionShared {
         }
     }
 
-    fn acknowledged(&self, sent: Instant, ttl: Duration) {
+    fn acknowledged(&self, sent: Duration, ttl: Duration) {
         let mut view = self.view.lock();
         if view.status == SessionStatus::Lost {
             return;
@@ -113,13 +117,12 @@ impl SessionShared {
             if view.status != from {
                 return view.status;
             }
-            let wake = deadline
-                .min(view.safe_until)
-                .min(view.last_ack_sent + self.ttl / 2);
-            let wake = if wake <= Instant::now() {
-                deadline
-            } else {
-                wake
+            // The next moment the status could change by itself, as an `Instant`.
+            let now = boot_now();
+            let next_change = view.safe_until.min(view.last_ack_sent + self.ttl / 2);
+            let wake = match next_change.checked_sub(now) {
+                Some(left) if !left.is_zero() => deadline.min(Instant::now() + left),
+                _ => deadline,
             };
             if self.changed.wait_until(&mut view, wake).timed_out() && Instant::now() >= deadline {
                 self.refresh(&mut view);
@@ -135,6 +138,32 @@ impl SessionShared {
     }
 }
 
+/// Time since boot, counting time the machine spent suspended (`CLOCK_BOOTTIME`): the
+/// cluster's clocks keep running while this host sleeps, so the safety clock must too
+/// (`Instant` stops during a suspend on Linux).
+#[cfg(target_os = "linux")]
+fn boot_now() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we pass; CLOCK_BOOTTIME exists on Linux.
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut now) } == 0;
+    if !ok {
+        // Unreachable on Linux; the monotonic clock is the closest substitute.
+        static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        return ORIGIN.get_or_init(Instant::now).elapsed();
+    }
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
+/// Elsewhere: the monotonic clock (which may stop during a suspend).
+#[cfg(not(target_os = "linux"))]
+fn boot_now() -> Duration {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    ORIGIN.get_or_init(Instant::now).elapsed()
+}
+
 /// `ttl × (1 − drift)`: how long after a keepalive's send time the session is surely alive.
 fn safe_time(ttl: Duration) -> Duration {
     ttl * (1000 - SESSION_DRIFT_PER_MILLE as u32) / 1000
@@ -147,6 +176,8 @@ pub struct Session {
     pub(crate) shared: Arc<SessionShared>,
     pub(crate) client: Arc<Client>,
     keepalive: Option<JoinHandle<()>>,
+    /// Cancels the keepalive in flight, so that closing does not wait for its answer.
+    keepalive_cancel: super::client::CancelHandle,
     /// Watch connections kept for blocking calls (a wait reuses one instead of connecting).
     pub(crate) wait_streams: Mutex<Vec<super::watch::WatchStream>>,
 }
@@ -162,7 +193,7 @@ impl Session {
             )));
         }
         let client = Arc::new(Client::connect(config.clone())?);
-        let sent = Instant::now();
+        let sent = boot_now();
         let reply = client.write_until(
             Command::CreateSession { ttl_ms },
             deadline_after(config.timeout),
@@ -185,8 +216,10 @@ impl Session {
             }),
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
+            taken: Mutex::new(std::collections::BTreeSet::new()),
         });
         let keepalive_client = Client::connect(config)?;
+        let keepalive_cancel = keepalive_client.cancel_handle();
         let thread_shared = shared.clone();
         let keepalive = std::thread::Builder::new()
             .name(format!("accord-keepalive-{id}"))
@@ -196,6 +229,7 @@ impl Session {
             shared,
             client,
             keepalive: Some(keepalive),
+            keepalive_cancel,
             wait_streams: Mutex::new(Vec::new()),
         })
     }
@@ -266,6 +300,7 @@ impl Session {
             self.shared.stop.store(true, Ordering::SeqCst);
             self.shared.changed.notify_all();
         }
+        self.keepalive_cancel.cancel();
         if let Some(thread) = self.keepalive.take() {
             let _ = thread.join();
         }
@@ -297,16 +332,17 @@ fn keep_alive(shared: Arc<SessionShared>, client: Client) {
                 continue;
             }
         }
-        let sent = Instant::now();
+        let started = Instant::now();
+        let sent = boot_now();
         let op = ClientOp::KeepAlive {
             sessions: vec![shared.id],
         };
-        let answer = client.call_until(op, sent + interval.max(Duration::from_millis(200)));
+        let answer = client.call_until(op, started + interval.max(Duration::from_millis(200)));
         match answer {
             Ok(ClientReply::KeptAlive(ttls)) => match ttls.first() {
                 Some((_, ttl_ms)) if *ttl_ms > 0 => {
                     shared.acknowledged(sent, Duration::from_millis(*ttl_ms));
-                    next = sent + interval;
+                    next = started + interval;
                 }
                 _ => {
                     shared.lose("the cluster no longer has the session (it expired)".into());

@@ -27,11 +27,53 @@ pub enum WatchItem {
     Cancelled(String),
 }
 
+/// Where a watch stands. Several events can share a revision (a transaction's writes) and a
+/// member may split them across frames, so the position is (revision, events of it seen).
 struct WatchState {
     space: Space,
     prefix: Vec<u8>,
-    /// The next revision this watch wants (one past the last event delivered).
-    next: u64,
+    /// The last revision delivered (or the one before the start).
+    last_revision: u64,
+    /// Events of `last_revision` delivered.
+    seen_at_last: usize,
+    /// Events of `last_revision` a resumed watch will receive again and must drop.
+    skip: usize,
+}
+
+impl WatchState {
+    /// The revision to (re)start from: the last one again if part of it was delivered (its
+    /// delivered events are then skipped), else the next one.
+    fn resume_from(&mut self) -> u64 {
+        self.skip = self.seen_at_last;
+        if self.seen_at_last > 0 {
+            self.last_revision
+        } else {
+            self.last_revision + 1
+        }
+    }
+
+    /// Keeps the events not delivered yet and moves the position past them.
+    fn take_new(&mut self, events: Vec<Event>) -> Vec<Event> {
+        let mut fresh = Vec::with_capacity(events.len());
+        for event in events {
+            if event.revision < self.last_revision {
+                continue;
+            }
+            if event.revision == self.last_revision {
+                if self.skip > 0 {
+                    self.skip -= 1;
+                    continue;
+                }
+                self.seen_at_last += 1;
+            } else {
+                self.last_revision = event.revision;
+                self.seen_at_last = 1;
+                self.skip = 0;
+            }
+            fresh.push(event);
+        }
+        fresh
+    }
 }
 
 /// A connection carrying watches. Not shared between threads: one consumer reads it.
@@ -63,7 +105,7 @@ impl WatchStream {
     /// Starts watching `space` keys under `prefix` from revision `from` (1: from the oldest
     /// event the member still has, 0 is treated as 1). Returns the watch's id, or
     /// `Ok(Err(revision))` when `from` is already compacted (list at `revision`, then watch
-    /// from `revision + 1`).
+    /// from `revision + 1`). Tries every member until the client's timeout.
     pub fn add(
         &mut self,
         space: Space,
@@ -75,30 +117,54 @@ impl WatchStream {
         let state = WatchState {
             space,
             prefix: prefix.to_vec(),
-            next: from.max(1),
+            last_revision: from.max(1) - 1,
+            seen_at_last: 0,
+            skip: 0,
         };
         let deadline = deadline_after(self.timeout);
-        self.watches.insert(id, state);
-        match self.register(id, deadline) {
-            Ok(None) => Ok(Ok(id)),
-            Ok(Some(revision)) => {
-                self.watches.remove(&id);
-                Ok(Err(revision))
+        let mut state = Some(state);
+        let mut last_error = Error::Busy("no member answered within the timeout");
+        // Bounded by the deadline.
+        while Instant::now() < deadline {
+            if !self.connected {
+                // Registers the other watches again; this one is added after.
+                if let Some(state) = self.watches.remove(&id) {
+                    self.reconnect(deadline)?;
+                    self.watches.insert(id, state);
+                } else {
+                    self.reconnect(deadline)?;
+                }
+                if !self.connected {
+                    break;
+                }
             }
-            Err(error) => {
-                self.watches.remove(&id);
-                Err(error)
+            if let Some(state) = state.take() {
+                self.watches.insert(id, state);
+            }
+            match self.register(id, deadline) {
+                Ok(None) => return Ok(Ok(id)),
+                Ok(Some(revision)) => {
+                    self.watches.remove(&id);
+                    return Ok(Err(revision));
+                }
+                Err(error @ Error::Rejected(_)) => {
+                    self.watches.remove(&id);
+                    return Err(error);
+                }
+                Err(error) => last_error = error, // the connection failed: try again
             }
         }
+        self.watches.remove(&id);
+        Err(last_error)
     }
 
-    /// Stops a watch (events already received for it may still be returned once).
+    /// Stops a watch (events already received for it are dropped).
     pub fn remove(&mut self, watch: u64) -> Result<()> {
         if self.watches.remove(&watch).is_some() && self.connected {
             let deadline = deadline_after(self.timeout);
-            let _ = self
-                .client
-                .stream_request(&ClientOp::Unwatch { watch }, deadline);
+            self.client
+                .stream_request(&ClientOp::Unwatch { watch }, deadline)
+                .inspect_err(|_| self.connected = false)?;
         }
         Ok(())
     }
@@ -111,6 +177,11 @@ impl WatchStream {
     /// Whether there is none.
     pub fn is_empty(&self) -> bool {
         self.watches.is_empty()
+    }
+
+    /// Whether the stream's connection is up (a kept stream is reused only then).
+    pub fn is_connected(&self) -> bool {
+        self.connected
     }
 
     /// The next item of any watch, waiting up to `timeout`; `Ok(None)` when nothing came.
@@ -137,19 +208,32 @@ impl WatchStream {
                     let Some(state) = self.watches.get_mut(&watch) else {
                         continue; // removed since
                     };
-                    // A resumed watch may repeat nothing: drop what was delivered already.
-                    let events: Vec<Event> = events
-                        .into_iter()
-                        .filter(|e| e.revision >= state.next)
-                        .collect();
-                    if let Some(last) = events.last() {
-                        state.next = last.revision + 1;
+                    let events = state.take_new(events);
+                    if !events.is_empty() {
                         return Ok(Some((watch, WatchItem::Events(events))));
                     }
                 }
-                Ok(Some(Frame::WatchEnded { watch, reason })) => {
-                    if self.watches.remove(&watch).is_some() {
+                Ok(Some(Frame::WatchEnded {
+                    watch,
+                    reason,
+                    resume,
+                })) => {
+                    if !self.watches.contains_key(&watch) {
+                        continue;
+                    }
+                    if !resume {
+                        self.watches.remove(&watch);
                         return Ok(Some((watch, WatchItem::Cancelled(reason))));
+                    }
+                    // The member lost its history (it installed a snapshot): start again
+                    // from our position, which may now be compacted.
+                    match self.register(watch, deadline) {
+                        Ok(None) => {}
+                        Ok(Some(revision)) => {
+                            self.watches.remove(&watch);
+                            return Ok(Some((watch, WatchItem::Compacted { revision })));
+                        }
+                        Err(_) => self.connected = false,
                     }
                 }
                 Ok(Some(_)) => {}
@@ -164,8 +248,8 @@ impl WatchStream {
     }
 
     /// Reconnects (to whichever member answers) and registers every watch again from its
-    /// next revision. Watches whose revision was compacted meanwhile end; their ids are
-    /// reported through `next` as `Compacted` on the following calls.
+    /// position. Watches whose revision was compacted meanwhile end; `next` reports them as
+    /// `Compacted`.
     fn reconnect(&mut self, deadline: Instant) -> Result<()> {
         let pause = Duration::from_millis(50);
         // Bounded by the deadline.
@@ -198,18 +282,17 @@ impl WatchStream {
         Ok(())
     }
 
-    /// Sends the watch request; `Some(revision)` when its start is compacted.
+    /// Sends the watch request on the open connection; `Some(revision)` when its start is
+    /// compacted.
     fn register(&mut self, id: u64, deadline: Instant) -> Result<Option<u64>> {
-        if !self.connected {
-            self.client.open_stream(deadline)?;
-            self.connected = true;
-        }
-        let state = &self.watches[&id];
+        let Some(state) = self.watches.get_mut(&id) else {
+            return Ok(None);
+        };
         let op = ClientOp::Watch {
             watch: id,
             space: state.space,
             prefix: state.prefix.clone(),
-            from: state.next,
+            from: state.resume_from(),
         };
         match self.client.stream_request(&op, deadline) {
             Ok(ClientReply::Watching { .. }) => Ok(None),
@@ -221,5 +304,40 @@ impl WatchStream {
                 Err(error)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::state::EventKind;
+
+    fn event(revision: u64, key: &str) -> Event {
+        Event::new(revision, Space::Kv, key.as_bytes(), EventKind::Put)
+    }
+
+    #[test]
+    fn a_revision_split_across_frames_or_resumed_is_delivered_once_and_whole() {
+        let mut state = WatchState {
+            space: Space::Kv,
+            prefix: Vec::new(),
+            last_revision: 4,
+            seen_at_last: 0,
+            skip: 0,
+        };
+        // Revision 5 has three events; the first frame carries two of them.
+        let first = state.take_new(vec![event(5, "a"), event(5, "b")]);
+        assert_eq!(first.len(), 2);
+        assert_eq!(state.resume_from(), 5, "resume within revision 5");
+        // The resumed watch gets revision 5 again, whole, then revision 6.
+        let again = state.take_new(vec![
+            event(5, "a"),
+            event(5, "b"),
+            event(5, "c"),
+            event(6, "d"),
+        ]);
+        assert_eq!(again, vec![event(5, "c"), event(6, "d")]);
+        assert_eq!(state.resume_from(), 6);
+        assert!(state.take_new(vec![event(6, "d")]).is_empty());
     }
 }

@@ -155,6 +155,15 @@ impl Connection {
         true
     }
 
+    /// Queues an `Events` frame (see [`Connection::queue`]).
+    pub fn queue_events(&mut self, watch: u64, events: &[&crate::core::state::Event]) -> bool {
+        if self.to_send.len() - self.sent > CONNECTION_SEND_BYTES_MAX {
+            return false;
+        }
+        wire::encode_events(watch, events, &mut self.to_send);
+        true
+    }
+
     /// Writes as much as the socket takes. Returns an error text if the connection failed.
     pub fn flush(&mut self) -> Result<(), String> {
         // Bounded: each round writes at least one byte or stops.

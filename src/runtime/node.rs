@@ -39,7 +39,7 @@ use crate::core::state::{Command, Event, EventKind, Request, StateMachine};
 use crate::error::{Error, Result};
 use crate::limits::{
     CONNECTIONS_MAX, EVENTS_PER_FRAME_MAX, NODE_COMMAND_QUEUE_MAX, PENDING_CLIENT_REQUESTS_MAX,
-    POLL_EVENTS_MAX, WATCH_CONNECTION_BACKLOG_BYTES_MAX,
+    POLL_EVENTS_MAX, RANGE_BYTES_MAX, RANGE_KEY_OVERHEAD_BYTES, WATCH_CONNECTION_BACKLOG_BYTES_MAX,
 };
 use crate::types::{EntryKind, NodeId, Payload};
 
@@ -907,7 +907,8 @@ impl EventLoop {
             Ok(past) => {
                 let revision = self.state.revision();
                 self.reply(&to, ClientReply::Watching { revision });
-                self.deliver(key, past);
+                let past: Vec<&Event> = past.iter().collect();
+                self.deliver(key, &past);
             }
             Err(WatchRefused::Compacted(revision)) => {
                 self.reply(&to, ClientReply::Compacted { revision })
@@ -918,7 +919,7 @@ impl EventLoop {
 
     /// Queues a watch's events on its connection, or ends the watch if the connection is
     /// too far behind (a slow consumer must not grow this member's memory).
-    fn deliver(&mut self, key: WatchKey, events: Vec<Event>) {
+    fn deliver(&mut self, key: WatchKey, events: &[&Event]) {
         if events.is_empty() {
             return;
         }
@@ -940,31 +941,24 @@ impl EventLoop {
                      revision {next}",
                     connection.pending_output_bytes()
                 ),
+                resume: false,
             });
             self.mark_dirty(key.slot);
             return;
         }
-        let mut batch = Vec::new();
+        let mut first = 0;
         let mut bytes = 0;
-        for event in events {
+        for (position, event) in events.iter().enumerate() {
             let cost = event.cost_bytes();
-            if !batch.is_empty()
-                && (batch.len() >= EVENTS_PER_FRAME_MAX || bytes + cost > EVENTS_FRAME_BYTES)
-            {
-                let events = std::mem::take(&mut batch);
-                connection.queue(&Frame::Events {
-                    watch: key.watch,
-                    events,
-                });
+            let count = position - first;
+            if count > 0 && (count >= EVENTS_PER_FRAME_MAX || bytes + cost > EVENTS_FRAME_BYTES) {
+                connection.queue_events(key.watch, &events[first..position]);
+                first = position;
                 bytes = 0;
             }
             bytes += cost;
-            batch.push(event);
         }
-        connection.queue(&Frame::Events {
-            watch: key.watch,
-            events: batch,
-        });
+        connection.queue_events(key.watch, &events[first..]);
         self.mark_dirty(key.slot);
     }
 
@@ -1016,9 +1010,11 @@ impl EventLoop {
                 }
             }
         }
-        for (key, events) in self.watches.publish(events) {
-            self.deliver(key, events);
+        for (key, positions) in self.watches.route(&events) {
+            let routed: Vec<&Event> = positions.iter().map(|&p| &events[p]).collect();
+            self.deliver(key, &routed);
         }
+        self.watches.record(events);
     }
 
     fn refusal(&self, error: Error) -> ClientReply {
@@ -1071,7 +1067,22 @@ impl EventLoop {
                 holders: state.holders(*space, name).to_vec(),
                 waiters: state.waiters(*space, name),
             },
-            Query::Members { group } => Answer::Members(state.members(group)),
+            Query::Members { group } => {
+                // Bounded like a range: a reply must fit in a frame.
+                let mut members = state.members(group);
+                let mut bytes = 0;
+                let fits = members
+                    .iter()
+                    .take_while(|m| {
+                        bytes += m.id.len() + m.metadata.len() + RANGE_KEY_OVERHEAD_BYTES;
+                        bytes <= RANGE_BYTES_MAX
+                    })
+                    .count()
+                    .max(1);
+                let more = members.len() > fits;
+                members.truncate(fits);
+                Answer::Members { members, more }
+            }
             Query::Queue { queue } => {
                 let (items, ready, waiters) = state.queue_counts(queue);
                 Answer::Queue {
@@ -1233,6 +1244,7 @@ impl EventLoop {
                         connection.queue(&Frame::WatchEnded {
                             watch: key.watch,
                             reason: "this member installed a snapshot from the leader".into(),
+                            resume: true,
                         });
                         self.mark_dirty(key.slot);
                     }

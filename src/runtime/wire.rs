@@ -137,7 +137,12 @@ pub enum Answer {
         waiters: Vec<u64>,
     },
     /// A group's members, by id.
-    Members(Vec<Member>),
+    Members {
+        /// Members, by id, up to a reply's byte budget.
+        members: Vec<Member>,
+        /// More members exist than the reply holds.
+        more: bool,
+    },
     /// (items, unclaimed, waiting claimers).
     Queue {
         /// Items held, claimed or not.
@@ -284,9 +289,11 @@ pub enum Frame {
     WatchEnded {
         /// The watch.
         watch: u64,
-        /// Why; the watcher may resume from its next revision (it may then learn it was
-        /// compacted).
+        /// Why.
         reason: String,
+        /// The watcher may register again from its position (it may then learn it was
+        /// compacted); `false` for a watch cancelled for good (a slow consumer).
+        resume: bool,
     },
 }
 
@@ -308,6 +315,20 @@ pub fn encode_request(id: u64, op: &ClientOp, out: &mut Vec<u8>) {
     out.put_u8(KIND_REQUEST);
     out.put_u64(id);
     encode_op(op, out);
+    let length = (out.len() - start - 4) as u32;
+    out[start..start + 4].copy_from_slice(&length.to_le_bytes());
+}
+
+/// Appends an `Events` frame for `watch` without building a [`Frame`] (no copy of the
+/// events: a member sends one event to many watches).
+pub fn encode_events(watch: u64, events: &[&Event], out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; 4]);
+    out.put_u8(PROTOCOL_VERSION);
+    out.put_u8(KIND_EVENTS);
+    out.put_u64(watch);
+    out.put_u32(events.len() as u32);
+    events.iter().for_each(|event| event.encode(out));
     let length = (out.len() - start - 4) as u32;
     out[start..start + 4].copy_from_slice(&length.to_le_bytes());
 }
@@ -351,15 +372,20 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             encode_reply(reply, out);
         }
         Frame::Events { watch, events } => {
-            out.put_u8(KIND_EVENTS);
-            out.put_u64(*watch);
-            out.put_u32(events.len() as u32);
-            events.iter().for_each(|event| event.encode(out));
+            out.truncate(start);
+            let events: Vec<&Event> = events.iter().collect();
+            encode_events(*watch, &events, out);
+            return;
         }
-        Frame::WatchEnded { watch, reason } => {
+        Frame::WatchEnded {
+            watch,
+            reason,
+            resume,
+        } => {
             out.put_u8(KIND_WATCH_ENDED);
             out.put_u64(*watch);
             out.put_bytes(reason.as_bytes());
+            out.put_u8(*resume as u8);
         }
     }
     let length = (out.len() - start - 4) as u32;
@@ -446,6 +472,7 @@ fn decode_body(kind: u8, reader: &mut Reader) -> Result<Frame, String> {
         KIND_WATCH_ENDED => Frame::WatchEnded {
             watch: reader.u64()?,
             reason: text(reader)?,
+            resume: reader.u8()? != 0,
         },
         other => return Err(format!("unknown frame kind {other}")),
     })
@@ -802,7 +829,7 @@ fn encode_answer(answer: &Answer, out: &mut Vec<u8>) {
             out.put_u32(waiters.len() as u32);
             waiters.iter().for_each(|s| out.put_u64(*s));
         }
-        Answer::Members(members) => {
+        Answer::Members { members, more } => {
             out.put_u8(2);
             out.put_u32(members.len() as u32);
             for member in members {
@@ -811,6 +838,7 @@ fn encode_answer(answer: &Answer, out: &mut Vec<u8>) {
                 out.put_bytes(&member.metadata);
                 out.put_u64(member.revision);
             }
+            out.put_u8(*more as u8);
         }
         Answer::Queue {
             items,
@@ -880,7 +908,10 @@ fn decode_answer(reader: &mut Reader) -> Result<Answer, String> {
                     revision: reader.u64()?,
                 });
             }
-            Answer::Members(members)
+            Answer::Members {
+                members,
+                more: reader.u8()? != 0,
+            }
         }
         3 => Answer::Queue {
             items: reader.u64()?,

@@ -8,7 +8,7 @@
 //! thread, so nothing is missed or repeated in between.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use super::event::{Event, Space};
@@ -46,17 +46,18 @@ struct Watch {
     from: u64,
 }
 
-/// The watches on one (space, prefix); almost always one, so it is kept inline.
+/// The watches on one (space, prefix); almost always one, so it is kept inline (a set
+/// otherwise, in key order, so that removing one of many is cheap).
 enum Watchers {
     One(WatchKey),
-    Many(Vec<WatchKey>),
+    Many(BTreeSet<WatchKey>),
 }
 
 impl Watchers {
-    fn keys(&self) -> &[WatchKey] {
+    fn for_each(&self, mut visit: impl FnMut(&WatchKey)) {
         match self {
-            Watchers::One(key) => std::slice::from_ref(key),
-            Watchers::Many(keys) => keys,
+            Watchers::One(key) => visit(key),
+            Watchers::Many(keys) => keys.iter().for_each(visit),
         }
     }
 }
@@ -76,8 +77,11 @@ pub struct WatchHub {
     /// The last revision seen.
     revision: u64,
     watches: HashMap<WatchKey, Watch>,
-    /// Per space: prefix → the watches on it, in the order they were added.
+    /// Per space: prefix → the watches on it.
     index: [HashMap<Arc<[u8]>, Watchers>; SPACES],
+    /// Per space: the lengths of the prefixes watched, with how many prefixes have each
+    /// (routing an event looks up only those lengths, not every prefix of its key).
+    lengths: [BTreeMap<usize, usize>; SPACES],
     /// Per connection slot: its serial and its watch ids (for the per-connection limit and
     /// for dropping them all when it closes).
     connections: HashMap<usize, (u64, Vec<u64>)>,
@@ -97,6 +101,7 @@ impl WatchHub {
             revision,
             watches: HashMap::new(),
             index: Default::default(),
+            lengths: Default::default(),
             connections: HashMap::new(),
         }
     }
@@ -160,16 +165,22 @@ impl WatchHub {
             .cloned()
             .collect();
         let prefix: Arc<[u8]> = Arc::from(prefix);
-        match self.index[space_slot(space)].entry(prefix.clone()) {
+        let slot = space_slot(space);
+        match self.index[slot].entry(prefix.clone()) {
             Entry::Occupied(mut entry) => {
                 let watchers = entry.get_mut();
                 match watchers {
-                    Watchers::One(first) => *watchers = Watchers::Many(vec![*first, key]),
-                    Watchers::Many(keys) => keys.push(key),
+                    Watchers::One(first) => {
+                        *watchers = Watchers::Many([*first, key].into_iter().collect())
+                    }
+                    Watchers::Many(keys) => {
+                        keys.insert(key);
+                    }
                 }
             }
             Entry::Vacant(entry) => {
                 entry.insert(Watchers::One(key));
+                *self.lengths[slot].entry(prefix.len()).or_insert(0) += 1;
             }
         }
         self.watches.insert(
@@ -214,17 +225,25 @@ impl WatchHub {
         let Some(watch) = self.watches.remove(key) else {
             return false;
         };
-        let index = &mut self.index[space_slot(watch.space)];
+        let slot = space_slot(watch.space);
+        let index = &mut self.index[slot];
         if let Some(watchers) = index.get_mut(&watch.prefix) {
             let empty = match watchers {
                 Watchers::One(_) => true,
                 Watchers::Many(keys) => {
-                    keys.retain(|k| k != key);
+                    keys.remove(key);
                     keys.is_empty()
                 }
             };
             if empty {
                 index.remove(&watch.prefix);
+                let length = watch.prefix.len();
+                if let Some(count) = self.lengths[slot].get_mut(&length) {
+                    *count -= 1;
+                    if *count == 0 {
+                        self.lengths[slot].remove(&length);
+                    }
+                }
             }
         }
         true
@@ -244,26 +263,40 @@ impl WatchHub {
         }
     }
 
-    /// Records applied events in the history and returns, per watch, those it must get.
-    pub fn publish(&mut self, events: Vec<Event>) -> BTreeMap<WatchKey, Vec<Event>> {
-        let mut routed: BTreeMap<WatchKey, Vec<Event>> = BTreeMap::new();
+    /// Which of `events` each watch must get, as positions in `events` (nothing is copied:
+    /// the caller encodes them straight from `events`, then hands them to
+    /// [`WatchHub::record`]).
+    pub fn route(&self, events: &[Event]) -> BTreeMap<WatchKey, Vec<usize>> {
+        let mut routed: BTreeMap<WatchKey, Vec<usize>> = BTreeMap::new();
+        if self.watches.is_empty() {
+            return routed;
+        }
+        for (position, event) in events.iter().enumerate() {
+            let slot = space_slot(event.space);
+            let index = &self.index[slot];
+            // One lookup per watched prefix length that fits the key.
+            for &length in self.lengths[slot].keys() {
+                if length > event.key.len() {
+                    break;
+                }
+                let Some(watchers) = index.get(&event.key[..length]) else {
+                    continue;
+                };
+                watchers.for_each(|key| {
+                    let from = self.watches.get(key).map_or(0, |w| w.from);
+                    if event.revision >= from {
+                        routed.entry(*key).or_default().push(position);
+                    }
+                });
+            }
+        }
+        routed
+    }
+
+    /// Appends applied events to the history (dropping the oldest revisions past its bounds).
+    pub fn record(&mut self, events: Vec<Event>) {
         for event in events {
             self.revision = self.revision.max(event.revision);
-            if !self.watches.is_empty() {
-                let index = &self.index[space_slot(event.space)];
-                // One lookup per prefix of the key (the empty prefix included).
-                for end in 0..=event.key.len() {
-                    let Some(watchers) = index.get(&event.key[..end]) else {
-                        continue;
-                    };
-                    for key in watchers.keys() {
-                        let from = self.watches.get(key).map_or(0, |w| w.from);
-                        if event.revision >= from {
-                            routed.entry(*key).or_default().push(event.clone());
-                        }
-                    }
-                }
-            }
             self.history_bytes += event.cost_bytes();
             self.history.push_back(event);
         }
@@ -281,6 +314,20 @@ impl WatchHub {
             }
             self.compacted = oldest;
         }
+    }
+
+    /// [`WatchHub::route`] then [`WatchHub::record`], with the routed events copied (for
+    /// callers with few watches, like the simulator and the tests).
+    pub fn publish(&mut self, events: Vec<Event>) -> BTreeMap<WatchKey, Vec<Event>> {
+        let routed = self
+            .route(&events)
+            .into_iter()
+            .map(|(key, positions)| {
+                let copies = positions.iter().map(|&p| events[p].clone()).collect();
+                (key, copies)
+            })
+            .collect();
+        self.record(events);
         routed
     }
 
