@@ -73,6 +73,9 @@ pub enum Error {
     /// A blocking call (a lock, a claim, a barrier) was not satisfied in time; nothing is
     /// held because of it.
     Timeout(String),
+    /// A member answered something this client does not expect (another version, a bug);
+    /// the text says what.
+    Protocol(String),
     /// The session the call depends on is lost (expired, closed, or no longer provably
     /// alive): whatever it held must be considered gone.
     SessionLost(String),
@@ -117,6 +120,7 @@ impl fmt::Display for Error {
             Error::Rejected(why) => write!(f, "the cluster refused the request: {why}"),
             Error::InvalidArgument(why) => write!(f, "invalid argument: {why}"),
             Error::Timeout(what) => write!(f, "timed out: {what}"),
+            Error::Protocol(what) => write!(f, "protocol error: {what}"),
             Error::SessionLost(why) => write!(f, "session lost: {why}"),
             Error::StorageFailed(why) => write!(
                 f,

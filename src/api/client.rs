@@ -542,7 +542,9 @@ fn read_frame(inner: &mut Inner, deadline: Instant) -> Result<Frame> {
                 return Ok(frame);
             }
             Decoded::Invalid(why) => {
-                return Err(Error::Corrupt(format!("{address} sent a bad frame: {why}")))
+                return Err(Error::Protocol(format!(
+                    "{address} sent a bad frame: {why}"
+                )))
             }
             Decoded::NeedMore => {}
         }
@@ -605,5 +607,5 @@ fn frame_kind(frame: &Frame) -> &'static str {
 }
 
 pub(crate) fn unexpected(value: impl std::fmt::Debug) -> Error {
-    Error::Corrupt(format!("unexpected answer: {value:?}"))
+    Error::Protocol(format!("unexpected answer: {value:?}"))
 }

@@ -351,7 +351,7 @@ impl Session {
             })),
             Granted::NotNow => Ok(None),
             Granted::Token(_) | Granted::Opened => {
-                Err(Error::Corrupt("a claim granted a lock".into()))
+                Err(Error::Protocol("a claim was answered like a lock".into()))
             }
         }
     }

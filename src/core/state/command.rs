@@ -29,7 +29,8 @@ pub enum Compare {
     /// The key was last written at this revision; 0 means absent.
     ModRevision(u64),
     /// The lock named by the condition's key is held with this fencing token (a deposed
-    /// holder's guarded write fails).
+    /// holder's guarded write fails). For a read-write lock or a semaphore, any current
+    /// holder's token passes: guard exclusive writes with a mutex or the write side.
     LockToken(u64),
     /// The election named by the condition's key is led with this fencing token.
     LeaderToken(u64),
