@@ -629,3 +629,28 @@ fn coordination_regression_seeds_pass() {
         assert!(report.grants > 0, "the coordination clients did nothing");
     }
 }
+
+/// Followers learn a new commit index as soon as the leader does, not at the next heartbeat:
+/// watches and serializable reads on followers see a write without a heartbeat's delay.
+#[test]
+fn followers_learn_a_commit_without_waiting_for_a_heartbeat() {
+    let settings = RaftSettings {
+        heartbeat_ticks: 50,
+        election_ticks: 100,
+        ..RaftSettings::default()
+    };
+    let mut c = Cluster::new(3, 5, settings);
+    let found = c.run_until_true(20 * 100, |c| c.leader().is_some());
+    assert!(found);
+    let leader = c.leader().unwrap();
+    // Let the leader's first heartbeats settle, then write once and stay quiet.
+    c.run_ticks(60);
+    let index = c.propose(leader, b"one write").unwrap();
+    c.run_ticks(3); // far less than the 50-tick heartbeat interval
+    for id in c.ids() {
+        assert!(
+            c.raft(id).unwrap().commit_index() >= index,
+            "node {id} has not learned the commit of {index}"
+        );
+    }
+}

@@ -115,6 +115,8 @@ pub struct Progress {
     /// Whether this member's acknowledgements count toward quorums (it says so in each one;
     /// a member rebuilt from an empty data directory says no).
     pub counted: bool,
+    /// The commit index the last AppendEntries to this member carried.
+    pub commit_sent: Index,
 }
 
 impl Progress {
@@ -132,6 +134,7 @@ impl Progress {
             match_at_last_heartbeat: 0,
             snapshot: SnapshotTransfer::default(),
             counted: true,
+            commit_sent: 0,
         }
     }
 

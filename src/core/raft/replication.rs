@@ -12,19 +12,23 @@ impl<S: Storage> Raft<S> {
     /// Sends every member whatever it is missing, as far as its window allows. Called once per
     /// `Ready`, so all proposals since the last one travel together.
     pub(super) fn broadcast_append(&mut self) {
-        // A new commit index goes out at once, even to members with nothing new to receive:
-        // otherwise they would apply (and serve watches and reads of) the entry only at the
-        // next heartbeat.
-        let commit_only = self.commit_broadcast_pending;
+        let commit_only = !self.broadcast_pending && self.commit_broadcast_pending;
         self.broadcast_pending = false;
         self.commit_broadcast_pending = false;
+        let committed = self.log.committed;
         for position in 0..self.tracker.iter().count() {
-            let Some(id) = self.tracker.iter().nth(position).map(|p| p.id) else {
+            let Some((id, idle_behind)) = self.tracker.iter().nth(position).map(|p| {
+                // A member with nothing in flight would otherwise learn the new commit index
+                // only at the next heartbeat (and apply, serve watches and reads that late);
+                // one with appends in flight learns it from the next one, soon.
+                let idle = p.state == ProgressState::Replicate && p.inflights.count() == 0;
+                (p.id, idle && p.commit_sent < committed)
+            }) else {
                 break;
             };
             if id != self.id {
                 // Bounded by the in-flight window: each message occupies one slot.
-                while self.send_append(id, commit_only) {}
+                while self.send_append(id, commit_only || idle_behind) {}
             }
         }
     }
@@ -72,6 +76,7 @@ impl<S: Storage> Raft<S> {
         let Some(progress) = self.tracker.get_mut(to) else {
             return false;
         };
+        progress.commit_sent = commit;
         match progress.state {
             ProgressState::Replicate if !entries.is_empty() => {
                 progress.next_index = sent_last + 1;
