@@ -18,7 +18,7 @@ FUZZ_TARGETS := wal_record snapshot_file
 # stable toolchain alone, and RUSTC_BOOTSTRAP=1 lets stable accept them.
 FUZZ := cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
 
-.PHONY: help build test lint test-rust test-sim test-crash test-fuzz fuzz-tools sim sim-long crashtest fuzz bench bench-wal bench-local fmt
+.PHONY: header deps help build test lint test-rust test-sim test-crash test-fuzz fuzz-tools sim sim-long crashtest fuzz bench bench-wal bench-local fmt
 
 help:
 	@echo "make build     - build the library and the accord binary (release)"
@@ -32,10 +32,15 @@ help:
 	@echo "make bench     - core consensus benchmark (throughput, allocations)"
 	@echo "make bench-wal - WAL append cost next to raw fdatasync on the disk of $(SCRATCH)"
 	@echo "make bench-local - a 3-process cluster on loopback: put/get/failover/memory next to the floor"
+	@echo "make header    - regenerate include/accord.h from src/ffi (commit it)"
 	@echo "make fmt       - format the code"
 
 build:
 	$(CARGO) build --release
+
+# Regenerates include/accord.h from src/ffi (commit the result).
+header:
+	ACCORD_WRITE_HEADER=1 $(CARGO) build --release
 
 # The suites `make test` runs, in order; make stops at the first that fails.
 TEST_SUITES := lint test-rust test-sim test-crash test-fuzz
@@ -47,7 +52,18 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-test-rust:
+# What the tests need besides Rust: a C toolchain (present) and valgrind, installed here if
+# missing (apt, as root or through sudo).
+deps:
+	@command -v valgrind >/dev/null 2>&1 || { \
+		echo "installing valgrind"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq valgrind >/dev/null; \
+	}
+	@command -v valgrind >/dev/null 2>&1 || { echo "valgrind is required: apt-get install valgrind"; exit 1; }
+
+# The C tests link target/release/libaccord.so: build it first.
+test-rust: deps build
 	$(CARGO) test --release
 
 test-sim: build

@@ -21,6 +21,7 @@ pub mod api;
 pub mod codec;
 pub mod core;
 pub mod error;
+pub mod ffi;
 pub mod limits;
 pub mod local_cluster;
 pub mod runtime;

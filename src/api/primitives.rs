@@ -8,6 +8,7 @@
 //! [`Compare::LockToken`](crate::core::state::Compare::LockToken) so that a deposed holder's
 //! write is refused by the cluster itself.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -540,11 +541,15 @@ impl Session {
             Err(_) => return self.granted_now(space, name),
         };
         let me = self.shared.id;
+        let generation = self.shared.cancel_generation.load(Ordering::SeqCst);
         let result = (|| {
             // Bounded by the deadline.
             while Instant::now() < deadline {
                 if self.shared.status() == SessionStatus::Lost {
                     return Err(self.shared.lost_error());
+                }
+                if self.shared.cancel_generation.load(Ordering::SeqCst) != generation {
+                    return Err(Error::Cancelled);
                 }
                 let step = deadline
                     .saturating_duration_since(Instant::now())

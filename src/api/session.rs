@@ -54,6 +54,8 @@ pub(crate) struct SessionShared {
     /// a second acquire of one of them (from another thread) is refused, since the cluster
     /// would answer it with the same grant and one release would end both.
     pub(crate) taken: Mutex<std::collections::BTreeSet<(Space, Vec<u8>)>>,
+    /// Bumped by [`Session::cancel_waits`]; a blocking call that sees it move stops.
+    pub(crate) cancel_generation: std::sync::atomic::AtomicU64,
 }
 
 impl SessionShared {
@@ -217,6 +219,7 @@ impl Session {
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
             taken: Mutex::new(std::collections::BTreeSet::new()),
+            cancel_generation: std::sync::atomic::AtomicU64::new(0),
         });
         let keepalive_client = Client::connect(config)?;
         let keepalive_cancel = keepalive_client.cancel_handle();
@@ -274,6 +277,13 @@ impl Session {
             }
             self.shared.wait_change(status, left);
         }
+    }
+
+    /// Cancels the blocking calls (lock, campaign, claim, barrier) in progress on this
+    /// session, from any thread: they withdraw and return [`Error::Cancelled`].
+    pub fn cancel_waits(&self) {
+        self.shared.cancel_generation.fetch_add(1, Ordering::SeqCst);
+        self.client.cancel_handle().cancel();
     }
 
     /// The client the session issues its commands through.
