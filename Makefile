@@ -18,7 +18,7 @@ FUZZ_TARGETS := wal_record snapshot_file
 # stable toolchain alone, and RUSTC_BOOTSTRAP=1 lets stable accept them.
 FUZZ := cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
 
-.PHONY: header deps help build test lint test-rust test-sim test-crash test-fuzz fuzz-tools sim sim-long crashtest fuzz bench bench-wal bench-local fmt
+.PHONY: install install-files header deps help build test lint test-rust test-sim test-crash test-fuzz fuzz-tools sim sim-long crashtest fuzz bench bench-wal bench-local fmt
 
 help:
 	@echo "make build     - build the library and the accord binary (release)"
@@ -33,10 +33,28 @@ help:
 	@echo "make bench-wal - WAL append cost next to raw fdatasync on the disk of $(SCRATCH)"
 	@echo "make bench-local - a 3-process cluster on loopback: put/get/failover/memory next to the floor"
 	@echo "make header    - regenerate include/accord.h from src/ffi (commit it)"
+	@echo "make install   - install libaccord (.so, .a), accord.h, accord.hpp, accord.pc under PREFIX"
 	@echo "make fmt       - format the code"
 
 build:
 	$(CARGO) build --release
+
+# Installs the C library: libaccord.so (SONAME libaccord.so.0), libaccord.a, accord.h,
+# accord.hpp and accord.pc, under PREFIX (default /usr/local).
+PREFIX ?= /usr/local
+VERSION := 0.1.0
+LIBDIR := $(PREFIX)/lib
+install: build install-files
+
+install-files:
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 0755 target/release/libaccord.so $(DESTDIR)$(LIBDIR)/libaccord.so.$(VERSION)
+	ln -sf libaccord.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libaccord.so.0
+	ln -sf libaccord.so.0 $(DESTDIR)$(LIBDIR)/libaccord.so
+	install -m 0644 target/release/libaccord.a $(DESTDIR)$(LIBDIR)/libaccord.a
+	install -m 0644 include/accord.h $(DESTDIR)$(PREFIX)/include/accord.h
+	if [ -f include/accord.hpp ]; then install -m 0644 include/accord.hpp $(DESTDIR)$(PREFIX)/include/accord.hpp; fi
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' bindings/c/accord.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/accord.pc
 
 # Regenerates include/accord.h from src/ffi (commit the result).
 header:
@@ -55,12 +73,13 @@ lint:
 # What the tests need besides Rust: a C toolchain (present) and valgrind, installed here if
 # missing (apt, as root or through sudo).
 deps:
-	@command -v valgrind >/dev/null 2>&1 || { \
-		echo "installing valgrind"; \
+	@for tool in valgrind pkg-config; do \
+		command -v $$tool >/dev/null 2>&1 && continue; \
+		echo "installing $$tool"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq valgrind >/dev/null; \
-	}
-	@command -v valgrind >/dev/null 2>&1 || { echo "valgrind is required: apt-get install valgrind"; exit 1; }
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$tool >/dev/null; \
+		command -v $$tool >/dev/null 2>&1 || { echo "$$tool is required: apt-get install $$tool"; exit 1; }; \
+	done
 
 # The C tests link target/release/libaccord.so: build it first.
 test-rust: deps build

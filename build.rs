@@ -9,6 +9,20 @@ fn main() {
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-env-changed=ACCORD_WRITE_HEADER");
+    // The shared library's SONAME carries the ABI's major version: a program linked today
+    // refuses a future libaccord that breaks the ABI instead of misbehaving.
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libaccord.so.0");
+        // Programs linked against target/<profile>/libaccord.so ask for libaccord.so.0 at run
+        // time: give that name to the build's library (OUT_DIR is target/<profile>/build/…).
+        let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo"));
+        if let Some(profile_dir) = out_dir.ancestors().nth(3) {
+            let link = profile_dir.join("libaccord.so.0");
+            if std::fs::symlink_metadata(&link).is_err() {
+                let _ = std::os::unix::fs::symlink("libaccord.so", &link);
+            }
+        }
+    }
     let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo"));
     let generated = out_dir.join("accord.h");

@@ -63,9 +63,22 @@ fn free_ports() -> Vec<String> {
         .collect()
 }
 
+/// A directory holding the freshly built library under the names a program linked to it
+/// asks for (`libaccord.so`, and `libaccord.so.0`, its SONAME).
+fn linkable_library(dir: &Path) -> PathBuf {
+    let built = library_dir().join("libaccord.so");
+    let lib = dir.join("lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    for name in ["libaccord.so", "libaccord.so.0"] {
+        let _ = std::fs::remove_file(lib.join(name));
+        std::os::unix::fs::symlink(&built, lib.join(name)).unwrap();
+    }
+    lib
+}
+
 /// Compiles a C test program against the header and the shared library.
 fn compile(source: &str, output: &Path, extra: &[&str]) {
-    let library = library_dir();
+    let library = linkable_library(output.parent().expect("an output directory"));
     let mut cc = Command::new("cc");
     cc.args([
         "-std=c99",
@@ -203,5 +216,82 @@ fn the_abi_test_passes_natively_under_sanitizers_and_under_valgrind() {
         output.contains("ERROR SUMMARY: 0 errors"),
         "valgrind reported errors:\n{output}"
     );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `make install-files PREFIX=…` (what `make install` does after building) gives a prefix
+/// from which `cc prog.c $(pkg-config --cflags --libs accord)` builds a working program, and
+/// the library carries its ABI's SONAME.
+#[test]
+fn an_installed_library_builds_programs_through_pkg_config() {
+    let dir = scratch("install");
+    let prefix = dir.join("prefix");
+    library_dir(); // the artifacts exist
+    run(
+        Command::new("make")
+            .current_dir(root())
+            .arg("install-files")
+            .arg(format!("PREFIX={}", prefix.display())),
+        "make install-files",
+    );
+    for file in [
+        "lib/libaccord.so.0",
+        "lib/libaccord.a",
+        "include/accord.h",
+        "lib/pkgconfig/accord.pc",
+    ] {
+        assert!(prefix.join(file).exists(), "{file} was not installed");
+    }
+    let soname = run(
+        Command::new("readelf")
+            .arg("-d")
+            .arg(prefix.join("lib/libaccord.so")),
+        "readelf",
+    );
+    assert!(
+        soname.contains("libaccord.so.0"),
+        "no versioned SONAME:\n{soname}"
+    );
+    let pkg_config = |args: &[&str]| {
+        run(
+            Command::new("pkg-config")
+                .args(args)
+                .arg("accord")
+                .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig")),
+            "pkg-config",
+        )
+    };
+    let flags: Vec<String> = pkg_config(&["--cflags", "--libs"])
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let programs: Vec<(&str, &str, &str)> = {
+        let mut list = vec![("cc", "bindings/c/tests/install_check.c", "-std=c99")];
+        if root().join("bindings/c/tests/install_check.cpp").exists() {
+            list.push(("c++", "bindings/c/tests/install_check.cpp", "-std=c++17"));
+        }
+        list
+    };
+    for (compiler, source, standard) in programs {
+        let program = dir.join(Path::new(source).file_stem().unwrap());
+        run(
+            Command::new(compiler)
+                .args([standard, "-Wall", "-Wextra", "-Werror"])
+                .arg(root().join(source))
+                .args(&flags)
+                .arg("-o")
+                .arg(&program),
+            &format!("building {source} through pkg-config"),
+        );
+        let port = free_ports().remove(0);
+        let output = run(
+            Command::new(&program)
+                .arg(port)
+                .arg(dir.join(format!("data-{compiler}")))
+                .env("LD_LIBRARY_PATH", prefix.join("lib")),
+            source,
+        );
+        assert!(output.contains(": ok"), "{source}:\n{output}");
+    }
     let _ = std::fs::remove_dir_all(dir);
 }
