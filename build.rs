@@ -15,11 +15,14 @@ fn main() {
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libaccord.so.0");
         // Programs linked against target/<profile>/libaccord.so ask for libaccord.so.0 at run
         // time: give that name to the build's library (OUT_DIR is target/<profile>/build/…).
-        let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo"));
-        if let Some(profile_dir) = out_dir.ancestors().nth(3) {
-            let link = profile_dir.join("libaccord.so.0");
-            if std::fs::symlink_metadata(&link).is_err() {
-                let _ = std::os::unix::fs::symlink("libaccord.so", &link);
+        #[cfg(unix)]
+        {
+            let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo"));
+            if let Some(profile_dir) = out_dir.ancestors().nth(3) {
+                let link = profile_dir.join("libaccord.so.0");
+                if std::fs::symlink_metadata(&link).is_err() {
+                    let _ = std::os::unix::fs::symlink("libaccord.so", &link);
+                }
             }
         }
     }

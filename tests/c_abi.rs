@@ -295,3 +295,30 @@ fn an_installed_library_builds_programs_through_pkg_config() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Every function the header declares is called by the C test program (a new export must
+/// come with its test).
+#[test]
+fn the_c_test_calls_every_exported_function() {
+    let header = std::fs::read_to_string(root().join("include/accord.h")).unwrap();
+    let test = std::fs::read_to_string(root().join("bindings/c/tests/abi_test.c")).unwrap();
+    let declared: std::collections::BTreeSet<&str> = header
+        .lines()
+        .filter(|line| !line.starts_with(' ') && !line.starts_with('#'))
+        .filter_map(|line| {
+            let end = line.find('(')?;
+            let name = line[..end].rsplit([' ', '*']).next()?;
+            name.starts_with("accord_").then_some(name)
+        })
+        .collect();
+    assert!(
+        declared.len() > 50,
+        "only {} functions found in the header",
+        declared.len()
+    );
+    let missing: Vec<&&str> = declared
+        .iter()
+        .filter(|name| !test.contains(&format!("{name}(")))
+        .collect();
+    assert!(missing.is_empty(), "abi_test.c never calls {missing:?}");
+}

@@ -209,7 +209,16 @@ static void coordination(accord_client *client) {
     OK(accord_observer_next(observer, 2000, &revision, &has_leader, &session, &token, &value));
     CHECK(has_leader && token == token2);
     accord_buf_free(value);
+    accord_txn *led = accord_txn_new();
+    OK(accord_txn_compare_leader_token(led, S("e"), token2));
+    OK(accord_txn_put(led, true, S("led"), S("by-alpha")));
+    OK(accord_kv_txn(client, led, &succeeded, &revision));
+    CHECK(succeeded);
     OK(accord_leadership_resign(leadership));
+    CHECK(!accord_leadership_is_leader(leadership));
+    OK(accord_kv_txn(client, led, &succeeded, &revision));
+    CHECK(!succeeded); /* the resigned leader's fenced write is refused */
+    accord_txn_free(led);
     accord_leadership_free(leadership);
     accord_observer_free(observer);
 
