@@ -384,10 +384,26 @@ impl Client {
 
     fn attempt(&self, inner: &mut Inner, op: &ClientOp, deadline: Instant) -> Result<ClientReply> {
         if let Some(local) = &self.local {
-            if !inner.local_redirected && inner.preferred.is_none() {
+            // Serializable reads and status are the local member's to answer, always.
+            let local_only = matches!(
+                op,
+                ClientOp::Get {
+                    serializable: true,
+                    ..
+                } | ClientOp::Range {
+                    serializable: true,
+                    ..
+                } | ClientOp::Query {
+                    serializable: true,
+                    ..
+                } | ClientOp::Status
+            );
+            if local_only || (!inner.local_redirected && inner.preferred.is_none()) {
                 let reply = local.request(op.clone(), deadline)?;
-                if matches!(reply, ClientReply::NotLeader { .. }) {
-                    inner.local_redirected = true;
+                // Only a leader elsewhere sends us to the network; while no leader is known
+                // (an election), the next attempt asks the local member again.
+                if let ClientReply::NotLeader { leader, .. } = &reply {
+                    inner.local_redirected = *leader != 0;
                 }
                 return Ok(reply);
             }

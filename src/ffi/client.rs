@@ -542,6 +542,18 @@ pub struct accord_node {
     node: Mutex<Option<Node>>,
 }
 
+impl accord_node {
+    /// The member's client, for Rust code holding a C handle (the ABI benchmark compares
+    /// the two paths to one member).
+    pub fn rust_client(&self) -> crate::Result<Client> {
+        let node = self.node.lock();
+        match node.as_ref() {
+            Some(node) => node.client(),
+            None => Err(crate::Error::InvalidArgument("the node was stopped".into())),
+        }
+    }
+}
+
 /// Starts a member in this process: `id` its node id, `listen` its address
 /// ("127.0.0.1:7101"), `peers` the other members ("2=127.0.0.1:7102,3=127.0.0.1:7103"),
 /// `data_dir` its data directory (created 0700 if missing, locked while it runs).

@@ -16,6 +16,11 @@ const HELP: &str = "\
 usage: accord bench core [options]
        accord bench wal --dir D [--appends N]
        accord bench local [--failover-trials N] [--scale N] [--only W1,W2]
+       accord bench ffi
+
+ffi: one member in this process, started through the C ABI; a local serializable get
+through the Rust API and through accord_kv_get, alternating blocks of 20,000 calls:
+  bench ffi: call=get-serializable-local rust_ns_per_call=<n> c_abi_ns_per_call=<n> extra_ns=<n> ...
 
 local: starts a 3-process cluster on loopback (fsync on, data in a temporary directory),
 measures the floor (loopback round trip to one of our processes + fdatasync), then prints
@@ -60,6 +65,9 @@ pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
     }
     if args.words.first().map(String::as_str) == Some("local") && !args.flag("help") {
         return crate::bench_local::main(args);
+    }
+    if args.words.first().map(String::as_str) == Some("ffi") && !args.flag("help") {
+        return crate::bench_ffi::main(args);
     }
     if args.flag("help") || args.words.first().map(String::as_str) != Some("core") {
         print!("{HELP}");

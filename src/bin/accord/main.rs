@@ -3,6 +3,7 @@
 
 mod args;
 mod bench;
+mod bench_ffi;
 mod bench_local;
 mod bench_wal;
 mod check;
