@@ -989,6 +989,13 @@ accord_result accord_claim_item(const struct accord_claim *claim,
                                 size_t *payload_len_out);
 
 /*
+ Whether the claim surely still holds: not settled, and its session not lost by the
+ safety clock (false also for NULL). When false, stop working on the item: it will be
+ redelivered to another claimer.
+ */
+bool accord_claim_is_held(const struct accord_claim *claim);
+
+/*
  Acknowledges the item (`ack`: it leaves the queue for good) or gives it back. Later calls
  return `ACCORD_ERR_SHUTDOWN`.
  */

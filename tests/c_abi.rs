@@ -76,12 +76,15 @@ fn linkable_library(dir: &Path) -> PathBuf {
     lib
 }
 
-/// Compiles a C test program against the header and the shared library.
+/// Compiles a C (or, for a `.cpp` source, C++17) test program against the headers and the
+/// shared library.
 fn compile(source: &str, output: &Path, extra: &[&str]) {
     let library = linkable_library(output.parent().expect("an output directory"));
-    let mut cc = Command::new("cc");
+    let cpp = source.ends_with(".cpp");
+    let mut cc = Command::new(if cpp { "c++" } else { "cc" });
     cc.args([
-        "-std=c99",
+        if cpp { "-std=c++17" } else { "-std=c99" },
+        "-pedantic",
         "-Wall",
         "-Wextra",
         "-Werror",
@@ -164,17 +167,50 @@ fn the_header_compiles_alone_as_c99_and_cpp17() {
             .arg(dir.join("hpp.o")),
         "the header as C++17",
     );
+    std::fs::write(
+        dir.join("w.cpp"),
+        "#include \"accord.hpp\"\nint main() { return 0; }\n",
+    )
+    .unwrap();
+    run(
+        Command::new("c++")
+            .args([
+                "-std=c++17",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-pedantic",
+                "-c",
+                "-I",
+            ])
+            .arg(&include)
+            .arg(dir.join("w.cpp"))
+            .arg("-o")
+            .arg(dir.join("w.o")),
+        "the C++ wrapper as C++17",
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn the_abi_test_passes_natively_under_sanitizers_and_under_valgrind() {
-    let dir = scratch("abi");
-    let native = dir.join("abi_test");
-    let sanitized = dir.join("abi_test_asan");
-    compile("bindings/c/tests/abi_test.c", &native, &[]);
+    sanitized_and_valgrind("bindings/c/tests/abi_test.c", "abi_test");
+}
+
+/// The C++17 wrapper (`include/accord.hpp`): RAII handles, exceptions, `accord::mutex` with
+/// `std::lock_guard`, under the same checks.
+#[test]
+fn the_cpp_wrapper_test_passes_natively_under_sanitizers_and_under_valgrind() {
+    sanitized_and_valgrind("bindings/c/tests/cpp_test.cpp", "cpp_test");
+}
+
+fn sanitized_and_valgrind(source: &str, name: &str) {
+    let dir = scratch(name);
+    let native = dir.join(name);
+    let sanitized = dir.join(format!("{name}_asan"));
+    compile(source, &native, &[]);
     compile(
-        "bindings/c/tests/abi_test.c",
+        source,
         &sanitized,
         &[
             "-fsanitize=address,undefined",
@@ -202,8 +238,8 @@ fn the_abi_test_passes_natively_under_sanitizers_and_under_valgrind() {
         assert!(output.contains("every check passed"), "{name}:\n{output}");
         output
     };
-    attempt(&native, None, "abi_test");
-    attempt(&sanitized, None, "abi_test under ASan + UBSan");
+    attempt(&native, None, name);
+    attempt(&sanitized, None, &format!("{name} under ASan + UBSan"));
     let valgrind = [
         "valgrind",
         "--leak-check=full",
@@ -211,7 +247,7 @@ fn the_abi_test_passes_natively_under_sanitizers_and_under_valgrind() {
         "--errors-for-leak-kinds=definite,indirect",
         "--error-exitcode=9",
     ];
-    let output = attempt(&native, Some(&valgrind), "abi_test under valgrind");
+    let output = attempt(&native, Some(&valgrind), &format!("{name} under valgrind"));
     assert!(
         output.contains("ERROR SUMMARY: 0 errors"),
         "valgrind reported errors:\n{output}"
@@ -301,6 +337,11 @@ fn an_installed_library_builds_programs_through_pkg_config() {
 #[test]
 fn the_c_test_calls_every_exported_function() {
     let header = std::fs::read_to_string(root().join("include/accord.h")).unwrap();
+    let wrapper = std::fs::read_to_string(root().join("include/accord.hpp")).unwrap();
+    assert!(
+        wrapper.contains("accord_kv_put("),
+        "the C++ wrapper wraps the C ABI"
+    );
     let test = std::fs::read_to_string(root().join("bindings/c/tests/abi_test.c")).unwrap();
     let declared: std::collections::BTreeSet<&str> = header
         .lines()
@@ -321,4 +362,20 @@ fn the_c_test_calls_every_exported_function() {
         .filter(|name| !test.contains(&format!("{name}(")))
         .collect();
     assert!(missing.is_empty(), "abi_test.c never calls {missing:?}");
+}
+
+/// The C examples (workers sharing a queue and a fenced file; an elected singleton that hands
+/// over when killed) build with every warning an error and do what their README says, against
+/// a cluster of `accord server` processes.
+#[test]
+fn the_c_examples_work() {
+    let output = run(
+        Command::new("bash")
+            .arg(root().join("bindings/c/examples/run_examples.sh"))
+            .arg(env!("CARGO_BIN_EXE_accord"))
+            .arg(library_dir())
+            .arg(root().join("include")),
+        "bindings/c/examples/run_examples.sh",
+    );
+    assert!(output.contains("examples: ok"), "{output}");
 }

@@ -138,7 +138,11 @@ pub unsafe extern "C" fn accord_session_close(session: *const accord_session) ->
             .take()
             .ok_or_else(|| Failure::shutdown("session"))?;
         session.cancel_waits();
-        session.client().close_session(session.id())?;
+        // A lost session cannot be relied on to exist: nothing to tell the cluster (which
+        // may be unreachable), and it expires there anyway.
+        if session.status() != SessionStatus::Lost {
+            session.client().close_session(session.id())?;
+        }
         Ok(())
     })
 }
@@ -658,6 +662,18 @@ pub unsafe extern "C" fn accord_claim_item(
         *payload_len_out = claim.payload.len();
         Ok(())
     })
+}
+
+/// Whether the claim surely still holds: not settled, and its session not lost by the
+/// safety clock (false also for NULL). When false, stop working on the item: it will be
+/// redelivered to another claimer.
+#[no_mangle]
+pub unsafe extern "C" fn accord_claim_is_held(claim: *const accord_claim) -> bool {
+    let held = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        unsafe { claim.as_ref() }
+            .is_some_and(|c| c.claim.lock().as_ref().is_some_and(Claim::is_held))
+    }));
+    held.unwrap_or(false)
 }
 
 /// Acknowledges the item (`ack`: it leaves the queue for good) or gives it back. Later calls

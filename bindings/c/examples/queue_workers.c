@@ -190,7 +190,9 @@ static int work(accord_client *client, const char *queue, const char *file, long
         if (status != 0)
             break;
     }
-    accord_session_close(session); /* releases anything still held */
+    accord_session_state state = ACCORD_SESSION_STATE_LOST;
+    if (accord_session_status(session, &state) == ACCORD_OK && state != ACCORD_SESSION_STATE_LOST)
+        accord_session_close(session); /* releases anything still held, now */
     accord_session_free(session);
     printf("worker %ld: processed=%ld\n", (long)getpid(), processed);
     if (fenced_out > 0)

@@ -186,8 +186,12 @@ done:
         }
         accord_leadership_free(leadership);
     }
-    if (session != NULL)
-        accord_session_close(session); /* ends a candidacy or leadership now, not after the TTL */
+    accord_session_state state = ACCORD_SESSION_STATE_LOST;
+    if (session != NULL && accord_session_status(session, &state) == ACCORD_OK &&
+        state != ACCORD_SESSION_STATE_LOST)
+        /* Ends a candidacy or leadership now, not after the TTL. (A lost session is not
+         * closed: the cluster may be unreachable, and the call would wait its timeout.) */
+        accord_session_close(session);
     if (signals_started) {
         if (!stopping())
             pthread_kill(signals, SIGTERM); /* ends the signal thread, which uses the session */

@@ -244,7 +244,9 @@ static void coordination(accord_client *client) {
     size_t payload_len;
     OK(accord_claim_item(claim, &item, &token, &payload, &payload_len));
     CHECK(payload_len == 3 && memcmp(payload, "job", 3) == 0);
+    CHECK(accord_claim_is_held(claim));
     OK(accord_claim_settle(claim, true));
+    CHECK(!accord_claim_is_held(claim));
     CHECK(accord_claim_settle(claim, true) == ACCORD_ERR_SHUTDOWN);
     accord_claim_free(claim);
     accord_claim *none = NULL;
