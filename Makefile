@@ -18,7 +18,7 @@ FUZZ_TARGETS := wal_record snapshot_file
 # stable toolchain alone, and RUSTC_BOOTSTRAP=1 lets stable accept them.
 FUZZ := cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
 
-.PHONY: install install-files header deps help build test lint test-rust test-sim test-crash test-fuzz fuzz-tools sim sim-long crashtest fuzz bench bench-wal bench-local fmt
+.PHONY: bench-ffi install install-files header deps help build test lint test-rust test-sim test-crash test-fuzz fuzz-tools sim sim-long crashtest fuzz bench bench-wal bench-local fmt
 
 help:
 	@echo "make build     - build the library and the accord binary (release)"
@@ -32,6 +32,7 @@ help:
 	@echo "make bench     - core consensus benchmark (throughput, allocations)"
 	@echo "make bench-wal - WAL append cost next to raw fdatasync on the disk of $(SCRATCH)"
 	@echo "make bench-local - a 3-process cluster on loopback: put/get/failover/memory next to the floor"
+	@echo "make bench-ffi - the C ABI's cost per call next to the Rust API"
 	@echo "make header    - regenerate include/accord.h from src/ffi (commit it)"
 	@echo "make install   - install libaccord (.so, .a), accord.h, accord.hpp, accord.pc under PREFIX"
 	@echo "make fmt       - format the code"
@@ -123,6 +124,10 @@ bench-wal: build
 
 bench-local: build
 	$(ACCORD) bench local
+
+# What the C ABI adds to a local serializable get, next to the same call in Rust.
+bench-ffi: build
+	$(ACCORD) bench ffi
 
 fmt:
 	$(CARGO) fmt

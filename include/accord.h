@@ -94,6 +94,11 @@ typedef struct accord_observer accord_observer;
 typedef struct accord_session accord_session;
 
 /*
+ A watch delivering its events to a callback (opaque).
+ */
+typedef struct accord_subscription accord_subscription;
+
+/*
  A transaction being built (opaque): comparisons, then writes on success or on failure.
  */
 typedef struct accord_txn accord_txn;
@@ -230,6 +235,16 @@ typedef struct accord_event {
    */
   uint64_t item;
 } accord_event;
+
+/*
+ A callback for a subscription: called with `ACCORD_OK` and an event (borrowed for the call
+ only) for each change, and once more with the error and NULL when the subscription ends on
+ its own (`ACCORD_ERR_COMPACTED`, `ACCORD_ERR_REJECTED`...). It runs on the subscription's
+ thread and must not block; `userdata` is the pointer given to `accord_watch_subscribe`.
+ */
+typedef void (*accord_event_callback)(void *userdata,
+                                      accord_result result,
+                                      const struct accord_event *event);
 
 /*
  Success.
@@ -1058,6 +1073,25 @@ accord_result accord_watch_next(const struct accord_watch *watch,
  Frees a watch (NULL is ignored).
  */
 void accord_watch_free(struct accord_watch *watch);
+
+/*
+ Like `accord_watch_open`, but the events go to `callback` on a thread of the library
+ until `accord_subscription_free`.
+ */
+accord_result accord_watch_subscribe(const struct accord_client *client,
+                                     accord_space space,
+                                     const uint8_t *prefix,
+                                     size_t prefix_len,
+                                     uint64_t from,
+                                     accord_event_callback callback,
+                                     void *userdata,
+                                     struct accord_subscription **subscription_out);
+
+/*
+ Stops a subscription and frees it (NULL is ignored): once this returns, the callback is
+ not running and will not be called again. Must not be called from the callback.
+ */
+void accord_subscription_free(struct accord_subscription *subscription);
 
 /*
  Number of events in the list (0 for NULL).

@@ -858,6 +858,109 @@ pub unsafe extern "C" fn accord_watch_free(watch: *mut accord_watch) {
     unsafe { free_handle(watch) }
 }
 
+/// A callback for a subscription: called with `ACCORD_OK` and an event (borrowed for the call
+/// only) for each change, and once more with the error and NULL when the subscription ends on
+/// its own (`ACCORD_ERR_COMPACTED`, `ACCORD_ERR_REJECTED`...). It runs on the subscription's
+/// thread and must not block; `userdata` is the pointer given to `accord_watch_subscribe`.
+pub type accord_event_callback = Option<
+    unsafe extern "C" fn(
+        userdata: *mut std::ffi::c_void,
+        result: accord_result,
+        event: *const accord_event,
+    ),
+>;
+
+/// A watch delivering its events to a callback (opaque).
+pub struct accord_subscription {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// The callback's user data, handed to the subscription's thread (the caller keeps it valid
+/// until `accord_subscription_free` returns).
+struct UserData(*mut std::ffi::c_void);
+// SAFETY: the pointer is only passed back to the caller's callback, as the ABI documents.
+unsafe impl Send for UserData {}
+
+/// Like `accord_watch_open`, but the events go to `callback` on a thread of the library
+/// until `accord_subscription_free`.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn accord_watch_subscribe(
+    client: *const accord_client,
+    space: accord_space,
+    prefix: *const u8,
+    prefix_len: usize,
+    from: u64,
+    callback: accord_event_callback,
+    userdata: *mut std::ffi::c_void,
+    subscription_out: *mut *mut accord_subscription,
+) -> accord_result {
+    guard(|| {
+        let client = unsafe { handle(client, "client") }?.get()?;
+        let prefix = unsafe { bytes(prefix, prefix_len, "prefix") }?;
+        let subscription_out = unsafe { out(subscription_out, "subscription_out") }?;
+        let callback = callback.ok_or_else(|| Failure::null("callback"))?;
+        let space = u8::try_from(space)
+            .ok()
+            .and_then(|code| Space::from_code(code).ok())
+            .ok_or_else(|| Failure::invalid(format!("{space} is not a space")))?;
+        let (mut stream, _) = client.watch(space, prefix, from)?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let userdata = UserData(userdata);
+        let thread = std::thread::Builder::new()
+            .name("accord-subscription".into())
+            .spawn(move || {
+                let userdata = userdata;
+                let deliver = |result: accord_result, event: Option<&accord_event>| {
+                    let event = event.map_or(std::ptr::null(), |e| e as *const accord_event);
+                    // SAFETY: the caller's callback, with the caller's pointer; the event
+                    // lives for the duration of the call.
+                    let _ =
+                        std::panic::catch_unwind(|| unsafe { callback(userdata.0, result, event) });
+                };
+                // Bounded by the stop flag, checked every 100 ms.
+                while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                    match stream.next(std::time::Duration::from_millis(100)) {
+                        Ok(None) => {}
+                        Ok(Some((_, WatchItem::Events(events)))) => {
+                            for event in &events {
+                                deliver(super::ACCORD_OK, Some(&c_event(event)));
+                            }
+                        }
+                        Ok(Some((_, WatchItem::Compacted { .. }))) => {
+                            return deliver(super::ACCORD_ERR_COMPACTED, None);
+                        }
+                        Ok(Some((_, WatchItem::Cancelled(_)))) => {
+                            return deliver(super::ACCORD_ERR_REJECTED, None);
+                        }
+                        Err(error) => return deliver(Failure::from(error).code, None),
+                    }
+                }
+            })
+            .map_err(|e| Failure::new(super::ACCORD_ERR_IO, format!("starting a thread: {e}")))?;
+        *subscription_out = into_handle(accord_subscription {
+            stop,
+            thread: Mutex::new(Some(thread)),
+        });
+        Ok(())
+    })
+}
+
+/// Stops a subscription and frees it (NULL is ignored): once this returns, the callback is
+/// not running and will not be called again. Must not be called from the callback.
+#[no_mangle]
+pub unsafe extern "C" fn accord_subscription_free(subscription: *mut accord_subscription) {
+    if let Some(handle) = unsafe { subscription.as_ref() } {
+        handle.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(thread) = handle.thread.lock().take() {
+            let _ = thread.join();
+        }
+    }
+    unsafe { free_handle(subscription) }
+}
+
 /// What an event says happened.
 pub type accord_event_kind = u32;
 /// A key was written.
@@ -939,6 +1042,22 @@ pub struct accord_event {
     pub item: u64,
 }
 
+/// The C view of an event (its bytes borrowed from `event`).
+fn c_event(event: &Event) -> accord_event {
+    accord_event {
+        revision: event.revision,
+        space: event.space as u32,
+        kind: kind_code(&event.kind),
+        key: event.key.as_ptr(),
+        key_len: event.key.len(),
+        value: event.value.as_ptr(),
+        value_len: event.value.len(),
+        session: event.session,
+        token: event.token,
+        item: event.item,
+    }
+}
+
 /// Number of events in the list (0 for NULL).
 #[no_mangle]
 pub unsafe extern "C" fn accord_event_list_len(list: *const accord_event_list) -> usize {
@@ -961,18 +1080,7 @@ pub unsafe extern "C" fn accord_event_list_get(
                 list.events.len()
             ))
         })?;
-        *event_out = accord_event {
-            revision: event.revision,
-            space: event.space as u32,
-            kind: kind_code(&event.kind),
-            key: event.key.as_ptr(),
-            key_len: event.key.len(),
-            value: event.value.as_ptr(),
-            value_len: event.value.len(),
-            session: event.session,
-            token: event.token,
-            item: event.item,
-        };
+        *event_out = c_event(event);
         Ok(())
     })
 }

@@ -51,6 +51,44 @@ static void *cancel_later(void *arg) {
     return NULL;
 }
 
+/* Events delivered to a subscription's callback (on the library's thread). */
+static pthread_mutex_t delivered_lock = PTHREAD_MUTEX_INITIALIZER;
+static int delivered = 0;
+static uint64_t delivered_revision = 0;
+
+static void on_event(void *userdata, accord_result result, const accord_event *event) {
+    CHECK(userdata == &delivered);
+    if (result != ACCORD_OK || event == NULL)
+        return;
+    pthread_mutex_lock(&delivered_lock);
+    delivered++;
+    delivered_revision = event->revision;
+    pthread_mutex_unlock(&delivered_lock);
+}
+
+static void subscription(accord_client *client) {
+    accord_status status;
+    OK(accord_client_status(client, &status));
+    accord_subscription *subscription = NULL;
+    CHECK(accord_watch_subscribe(client, ACCORD_SPACE_KV, S("cb/"), 1, NULL, NULL,
+                                 &subscription) == ACCORD_ERR_NULL_ARGUMENT);
+    OK(accord_watch_subscribe(client, ACCORD_SPACE_KV, S("cb/"), status.revision + 1, on_event,
+                              &delivered, &subscription));
+    uint64_t revision = 0;
+    OK(accord_kv_put(client, S("cb/1"), S("x"), &revision));
+    OK(accord_kv_put(client, S("other"), S("x"), &revision));
+    int seen = 0;
+    for (int waited = 0; waited < 100 && seen < 1; waited++) {
+        usleep(50 * 1000);
+        pthread_mutex_lock(&delivered_lock);
+        seen = delivered;
+        pthread_mutex_unlock(&delivered_lock);
+    }
+    CHECK(seen == 1);
+    accord_subscription_free(subscription);
+    accord_subscription_free(NULL);
+}
+
 static void bad_input(void) {
     uint64_t revision = 0;
     accord_client *client = NULL;
@@ -336,6 +374,7 @@ int main(int argc, char **argv) {
     CHECK(accord_kv_list_len(list) == 160);
     accord_kv_list_free(list);
     coordination(shared_client);
+    subscription(shared_client);
     accord_client *local = NULL;
     OK(accord_node_client(nodes[0], &local));
     uint64_t revision = 0;
