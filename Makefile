@@ -70,6 +70,7 @@ test: $(TEST_SUITES)
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --lib --features python -- -D warnings
 
 # What the tests need besides Rust: a C toolchain (present) and valgrind, installed here if
 # missing (apt, as root or through sudo).

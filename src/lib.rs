@@ -24,6 +24,8 @@ pub mod error;
 pub mod ffi;
 pub mod limits;
 pub mod local_cluster;
+#[cfg(feature = "python")]
+pub mod python;
 pub mod runtime;
 pub mod sim;
 pub mod types;

@@ -1,0 +1,908 @@
+//! The Python module `accord._native` (cargo feature `python`, built by maturin): the Rust API
+//! as Python classes. `python/accord/__init__.py` builds the Pythonic layer (context
+//! managers, iterators, `str` keys) on top.
+//!
+//! Every call that can wait runs with the GIL released. Calls that can wait long (lock,
+//! claim, campaign, barrier, watch, session waits, writes) run on a helper thread while this
+//! one checks for signals every 100 ms: Ctrl-C cancels the call and raises
+//! `KeyboardInterrupt`.
+
+#![allow(missing_docs)] // the Python-facing documentation is in the docstrings and the stubs
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::api::{
+    Claim, Client, ClientConfig, Compare, Condition, Event, EventKind, Leadership, Lock,
+    Membership, Node, NodeConfig, Op, Session, SessionStatus, Space, WatchItem, WatchStream,
+};
+use crate::Error;
+
+create_exception!(
+    _native,
+    AccordError,
+    PyException,
+    "Base class of accord's errors."
+);
+create_exception!(
+    _native,
+    Timeout,
+    AccordError,
+    "A blocking call was not satisfied in time."
+);
+create_exception!(_native, Cancelled, AccordError, "The call was cancelled.");
+create_exception!(
+    _native,
+    NotLeader,
+    AccordError,
+    "No leader answered in time; retry later."
+);
+create_exception!(
+    _native,
+    Rejected,
+    AccordError,
+    "The cluster refused the request."
+);
+create_exception!(
+    _native,
+    SessionLost,
+    AccordError,
+    "The session is lost: what it held is gone."
+);
+create_exception!(
+    _native,
+    LockLost,
+    SessionLost,
+    "The lock is lost (its session is)."
+);
+create_exception!(
+    _native,
+    Compacted,
+    AccordError,
+    "A watch's revision left the history."
+);
+create_exception!(
+    _native,
+    Shutdown,
+    AccordError,
+    "The object was closed or its node stopped."
+);
+create_exception!(
+    _native,
+    InvalidArgument,
+    AccordError,
+    "An argument is out of range."
+);
+create_exception!(
+    _native,
+    StorageError,
+    AccordError,
+    "Storage failed or is damaged."
+);
+create_exception!(
+    _native,
+    ConfigError,
+    AccordError,
+    "The configuration is invalid."
+);
+
+fn to_py(error: Error) -> PyErr {
+    let text = error.to_string();
+    match error {
+        Error::Timeout(_) => Timeout::new_err(text),
+        Error::Cancelled => Cancelled::new_err(text),
+        Error::NotLeader { .. } | Error::Busy(_) | Error::TransferInProgress => {
+            NotLeader::new_err(text)
+        }
+        Error::Rejected(_) => Rejected::new_err(text),
+        Error::SessionLost(_) => SessionLost::new_err(text),
+        Error::InvalidArgument(_) | Error::EntryTooLarge { .. } => InvalidArgument::new_err(text),
+        Error::Compacted { .. } => Compacted::new_err(text),
+        Error::Io { .. }
+        | Error::StorageFailed(_)
+        | Error::Corruption { .. }
+        | Error::Corrupt(_)
+        | Error::DataDirLocked { .. } => StorageError::new_err(text),
+        Error::InvalidConfig(_) | Error::UnknownNode(_) => ConfigError::new_err(text),
+        _ => AccordError::new_err(text),
+    }
+}
+
+fn seconds(timeout: Option<f64>, default: Duration) -> PyResult<Duration> {
+    match timeout {
+        None => Ok(default),
+        Some(t) if t.is_finite() && (0.0..=86_400.0 * 365.0).contains(&t) => {
+            Ok(Duration::from_secs_f64(t))
+        }
+        Some(t) => Err(InvalidArgument::new_err(format!(
+            "timeout must be a number of seconds >= 0, not {t}"
+        ))),
+    }
+}
+
+/// Runs `op` on a helper thread with the GIL released, checking for signals every 100 ms;
+/// on a signal (Ctrl-C) calls `cancel`, waits for `op` to stop, and raises the signal's
+/// exception.
+fn blocking<T: Send + 'static>(
+    py: Python<'_>,
+    cancel: impl Fn(),
+    op: impl FnOnce() -> crate::Result<T> + Send + 'static,
+) -> PyResult<T> {
+    let (done, result) = crossbeam_channel::bounded(1);
+    std::thread::Builder::new()
+        .name("accord-python-call".into())
+        .spawn(move || {
+            let _ = done.send(op());
+        })
+        .map_err(|e| AccordError::new_err(format!("starting a thread: {e}")))?;
+    // Bounded by the operation's own timeout; a signal ends it early.
+    loop {
+        let received = py.detach(|| result.recv_timeout(Duration::from_millis(100)));
+        match received {
+            Ok(value) => return value.map_err(to_py),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                return Err(AccordError::new_err(
+                    "the call's thread ended without an answer",
+                ))
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                if let Err(signal) = py.check_signals() {
+                    cancel();
+                    let _ = py.detach(|| result.recv_timeout(Duration::from_secs(5)));
+                    return Err(signal);
+                }
+            }
+        }
+    }
+}
+
+/// A (key, value) pair as Python gets it.
+type PyPair<'py> = (Bound<'py, PyBytes>, Bound<'py, PyBytes>);
+
+/// A group member as Python gets it: (id, session, metadata).
+type PyMember<'py> = (Bound<'py, PyBytes>, u64, Bound<'py, PyBytes>);
+
+fn bytes<'py>(py: Python<'py>, data: &[u8]) -> Bound<'py, PyBytes> {
+    PyBytes::new(py, data)
+}
+
+/// A connection to a cluster.
+#[pyclass(module = "accord._native", frozen)]
+pub struct NativeClient {
+    client: Arc<Client>,
+}
+
+#[pymethods]
+impl NativeClient {
+    /// Connects to `endpoints` (addresses "host:port"); `timeout` bounds each call.
+    #[new]
+    #[pyo3(signature = (endpoints, cluster_id=1, timeout=None))]
+    fn new(endpoints: Vec<String>, cluster_id: u64, timeout: Option<f64>) -> PyResult<Self> {
+        let mut config = ClientConfig::new(endpoints);
+        config.cluster = cluster_id;
+        config.timeout = seconds(timeout, config.timeout)?;
+        let client = Client::connect(config).map_err(to_py)?;
+        Ok(NativeClient {
+            client: Arc::new(client),
+        })
+    }
+
+    fn put(&self, py: Python<'_>, key: Vec<u8>, value: Vec<u8>) -> PyResult<u64> {
+        let client = self.client.clone();
+        let cancel = client.cancel_handle();
+        blocking(
+            py,
+            move || cancel.cancel(),
+            move || client.put(&key, &value),
+        )
+    }
+
+    /// (value or None, revision).
+    #[pyo3(signature = (key, serializable=false))]
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        key: Vec<u8>,
+        serializable: bool,
+    ) -> PyResult<(Option<Bound<'py, PyBytes>>, u64)> {
+        let client = &self.client;
+        let (found, revision) = py
+            .detach(|| {
+                if serializable {
+                    client.get_serializable(&key)
+                } else {
+                    client.get(&key)
+                }
+            })
+            .map_err(to_py)?;
+        Ok((found.map(|kv| bytes(py, &kv.value)), revision))
+    }
+
+    fn delete(&self, py: Python<'_>, key: Vec<u8>) -> PyResult<(bool, u64)> {
+        let client = self.client.clone();
+        let cancel = client.cancel_handle();
+        blocking(py, move || cancel.cancel(), move || client.delete(&key))
+    }
+
+    #[pyo3(signature = (key, expected, value))]
+    fn compare_and_swap(
+        &self,
+        py: Python<'_>,
+        key: Vec<u8>,
+        expected: Option<Vec<u8>>,
+        value: Vec<u8>,
+    ) -> PyResult<(bool, u64)> {
+        let client = self.client.clone();
+        let cancel = client.cancel_handle();
+        blocking(
+            py,
+            move || cancel.cancel(),
+            move || client.compare_and_swap(&key, expected.as_deref(), &value),
+        )
+    }
+
+    /// ([(key, value)], more, revision).
+    #[pyo3(signature = (prefix, limit=10_000))]
+    fn range<'py>(
+        &self,
+        py: Python<'py>,
+        prefix: Vec<u8>,
+        limit: u32,
+    ) -> PyResult<(Vec<PyPair<'py>>, bool, u64)> {
+        let client = &self.client;
+        let (found, more, revision) = py.detach(|| client.range(&prefix, limit)).map_err(to_py)?;
+        let pairs = found
+            .iter()
+            .map(|kv| (bytes(py, &kv.key), bytes(py, &kv.value)))
+            .collect();
+        Ok((pairs, more, revision))
+    }
+
+    /// compares: [(key, kind, operand)] with kind "value" | "exists" | "version" |
+    /// "mod_revision" | "lock_token" | "leader_token"; success / failure: [(key, value or
+    /// None for a delete)]. Returns (succeeded, revision).
+    fn txn(
+        &self,
+        py: Python<'_>,
+        compares: Vec<(Vec<u8>, String, Bound<'_, PyAny>)>,
+        success: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        failure: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    ) -> PyResult<(bool, u64)> {
+        let mut conditions = Vec::new();
+        for (key, kind, operand) in compares {
+            let compare = match kind.as_str() {
+                "value" => Compare::Value(operand.extract()?),
+                "exists" => Compare::Exists(operand.extract()?),
+                "version" => Compare::Version(operand.extract()?),
+                "mod_revision" => Compare::ModRevision(operand.extract()?),
+                "lock_token" => Compare::LockToken(operand.extract()?),
+                "leader_token" => Compare::LeaderToken(operand.extract()?),
+                other => {
+                    return Err(InvalidArgument::new_err(format!(
+                        "unknown comparison {other:?}"
+                    )))
+                }
+            };
+            conditions.push(Condition { key, compare });
+        }
+        let ops = |list: Vec<(Vec<u8>, Option<Vec<u8>>)>| -> Vec<Op> {
+            list.into_iter()
+                .map(|(key, value)| match value {
+                    Some(value) => Op::Put { key, value },
+                    None => Op::Delete { key },
+                })
+                .collect()
+        };
+        let (success, failure) = (ops(success), ops(failure));
+        let client = self.client.clone();
+        let cancel = client.cancel_handle();
+        blocking(
+            py,
+            move || cancel.cancel(),
+            move || client.txn(conditions, success, failure),
+        )
+    }
+
+    fn counter_add(&self, py: Python<'_>, name: Vec<u8>, delta: i64) -> PyResult<i64> {
+        let client = self.client.clone();
+        let cancel = client.cancel_handle();
+        blocking(
+            py,
+            move || cancel.cancel(),
+            move || client.add(&name, delta),
+        )
+    }
+
+    fn counter(&self, py: Python<'_>, name: Vec<u8>) -> PyResult<i64> {
+        let client = &self.client;
+        py.detach(|| client.counter(&name)).map_err(to_py)
+    }
+
+    fn enqueue(&self, py: Python<'_>, queue: Vec<u8>, payload: Vec<u8>) -> PyResult<u64> {
+        let client = self.client.clone();
+        let cancel = client.cancel_handle();
+        blocking(
+            py,
+            move || cancel.cancel(),
+            move || client.enqueue(&queue, &payload),
+        )
+    }
+
+    /// (session, token, value) of election `name`'s leader, or None.
+    fn leader<'py>(
+        &self,
+        py: Python<'py>,
+        name: Vec<u8>,
+    ) -> PyResult<Option<(u64, u64, Bound<'py, PyBytes>)>> {
+        let client = &self.client;
+        let leader = py.detach(|| client.leader(&name)).map_err(to_py)?;
+        Ok(leader.map(|l| (l.session, l.token, bytes(py, &l.value))))
+    }
+
+    /// [(member id, session, metadata)] of `group`.
+    fn members<'py>(&self, py: Python<'py>, group: Vec<u8>) -> PyResult<Vec<PyMember<'py>>> {
+        let client = &self.client;
+        let (members, _) = py.detach(|| client.members(&group)).map_err(to_py)?;
+        Ok(members
+            .iter()
+            .map(|m| (bytes(py, &m.id), m.session, bytes(py, &m.metadata)))
+            .collect())
+    }
+
+    /// The member's status: (id, role, term, leader, commit, applied, revision).
+    fn status(&self, py: Python<'_>) -> PyResult<(u64, String, u64, u64, u64, u64, u64)> {
+        let client = &self.client;
+        let s = py.detach(|| client.status()).map_err(to_py)?;
+        Ok((
+            s.id, s.role, s.term, s.leader, s.commit, s.applied, s.revision,
+        ))
+    }
+
+    /// A watch of `space` ("kv", "lock", "election", "group", "queue", "barrier", "counter",
+    /// "session") under `prefix` from revision `start_revision`.
+    fn watch(
+        &self,
+        py: Python<'_>,
+        space: &str,
+        prefix: Vec<u8>,
+        start_revision: u64,
+    ) -> PyResult<NativeWatch> {
+        let space = parse_space(space)?;
+        let client = self.client.clone();
+        let (stream, _) = py
+            .detach(|| client.watch(space, &prefix, start_revision))
+            .map_err(|error| match error {
+                Error::Rejected(why) if why.contains("history") => Compacted::new_err(why),
+                other => to_py(other),
+            })?;
+        Ok(NativeWatch {
+            stream: Arc::new(Mutex::new(stream)),
+        })
+    }
+
+    /// Opens a session with `ttl` seconds.
+    fn session(&self, py: Python<'_>, ttl: f64) -> PyResult<NativeSession> {
+        let ttl = seconds(Some(ttl), Duration::ZERO)?;
+        let config = self.client.config().clone();
+        let session = blocking(py, || {}, move || Session::create(config, ttl))?;
+        Ok(NativeSession {
+            session: Arc::new(session),
+        })
+    }
+
+    fn cancel(&self) {
+        self.client.cancel_handle().cancel();
+    }
+}
+
+fn parse_space(space: &str) -> PyResult<Space> {
+    [
+        Space::Kv,
+        Space::Lock,
+        Space::Election,
+        Space::Group,
+        Space::Queue,
+        Space::Barrier,
+        Space::Counter,
+        Space::Session,
+    ]
+    .into_iter()
+    .find(|s| s.name() == space)
+    .ok_or_else(|| InvalidArgument::new_err(format!("{space:?} is not a space")))
+}
+
+fn event_kind(kind: &EventKind) -> &'static str {
+    match kind {
+        EventKind::Put => "put",
+        EventKind::Delete => "delete",
+        EventKind::Granted => "granted",
+        EventKind::Waiting => "waiting",
+        EventKind::Ended(_) => "ended",
+        EventKind::Proclaimed => "proclaimed",
+        EventKind::Joined => "joined",
+        EventKind::Left(_) => "left",
+        EventKind::Enqueued => "enqueued",
+        EventKind::Acked => "acked",
+        EventKind::Requeued => "requeued",
+        EventKind::Arrived => "arrived",
+        EventKind::Opened => "opened",
+        EventKind::Counted => "counted",
+        EventKind::SessionCreated => "session_created",
+        EventKind::SessionEnded(_) => "session_ended",
+    }
+}
+
+/// A watch: `next(timeout)` returns a list of events (empty on timeout).
+#[pyclass(module = "accord._native", frozen)]
+pub struct NativeWatch {
+    stream: Arc<Mutex<WatchStream>>,
+}
+
+type PyEvent<'py> = (
+    u64,
+    &'static str,
+    &'static str,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    u64,
+    u64,
+    u64,
+);
+
+#[pymethods]
+impl NativeWatch {
+    /// [(revision, space, kind, key, value, session, token, item)]; [] when none came in time.
+    #[pyo3(signature = (timeout=None))]
+    fn next<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Vec<PyEvent<'py>>> {
+        let timeout = seconds(timeout, Duration::from_secs(3600))?;
+        let stream = self.stream.clone();
+        let deadline = std::time::Instant::now() + timeout;
+        // In slices of 100 ms, so that Ctrl-C is noticed.
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let step = left.min(Duration::from_millis(100));
+            let next = {
+                let stream = stream.clone();
+                py.detach(move || stream.lock().next(step))
+            }
+            .map_err(to_py)?;
+            match next {
+                Some((_, WatchItem::Events(events))) => return Ok(py_events(py, &events)),
+                Some((_, WatchItem::Compacted { revision })) => {
+                    return Err(Compacted::new_err(format!(
+                        "the watch fell behind the history; list again at revision {revision}"
+                    )))
+                }
+                Some((_, WatchItem::Cancelled(why))) => return Err(Rejected::new_err(why)),
+                None if left.is_zero() => return Ok(Vec::new()),
+                None => py.check_signals()?,
+            }
+        }
+    }
+}
+
+fn py_events<'py>(py: Python<'py>, events: &[Event]) -> Vec<PyEvent<'py>> {
+    events
+        .iter()
+        .map(|e| {
+            (
+                e.revision,
+                e.space.name(),
+                event_kind(&e.kind),
+                bytes(py, &e.key),
+                bytes(
+                    py,
+                    if e.value.is_empty() {
+                        &e.member
+                    } else {
+                        &e.value
+                    },
+                ),
+                e.session,
+                e.token,
+                e.item,
+            )
+        })
+        .collect()
+}
+
+/// A session (kept alive by a thread of the library).
+#[pyclass(module = "accord._native", frozen)]
+pub struct NativeSession {
+    session: Arc<Session>,
+}
+
+#[pymethods]
+impl NativeSession {
+    #[getter]
+    fn id(&self) -> u64 {
+        self.session.id()
+    }
+
+    /// "held", "suspect" or "lost".
+    fn state(&self) -> &'static str {
+        state_name(self.session.status())
+    }
+
+    /// Waits up to `timeout` seconds for the state to differ from `current`; returns it.
+    fn wait_change(&self, py: Python<'_>, current: &str, timeout: f64) -> PyResult<&'static str> {
+        let from = match current {
+            "held" => SessionStatus::Held,
+            "suspect" => SessionStatus::Suspect,
+            "lost" => SessionStatus::Lost,
+            other => {
+                return Err(InvalidArgument::new_err(format!(
+                    "{other:?} is not a state"
+                )))
+            }
+        };
+        let timeout = seconds(Some(timeout), Duration::ZERO)?;
+        let session = self.session.clone();
+        let state = blocking(py, || {}, move || Ok(session.wait_change(from, timeout)))?;
+        Ok(state_name(state))
+    }
+
+    /// kind: "mutex", "read", "write" or "semaphore" (with `permits`); `timeout` None waits
+    /// up to an hour; `wait=False` returns None at once when busy (mutex only).
+    #[pyo3(signature = (name, kind="mutex", permits=1, timeout=None, wait=true))]
+    fn lock(
+        &self,
+        py: Python<'_>,
+        name: Vec<u8>,
+        kind: &str,
+        permits: u32,
+        timeout: Option<f64>,
+        wait: bool,
+    ) -> PyResult<Option<NativeLock>> {
+        let timeout = seconds(timeout, Duration::from_secs(3600))?;
+        let session = self.session.clone();
+        let cancel = self.session.clone();
+        let kind = kind.to_string();
+        let lock = blocking(
+            py,
+            move || cancel.cancel_waits(),
+            move || match (kind.as_str(), wait) {
+                ("mutex", false) => session.try_lock(&name),
+                ("mutex", true) => session.lock(&name, timeout).map(Some),
+                ("read", true) => session.read_lock(&name, timeout).map(Some),
+                ("write", true) => session.write_lock(&name, timeout).map(Some),
+                ("semaphore", true) => session.acquire_permit(&name, permits, timeout).map(Some),
+                (other, _) => Err(Error::InvalidArgument(format!(
+                    "{other:?} with wait={wait} is not a lock kind (mutex, read, write, semaphore; \
+                     wait=False for mutexes only)"
+                ))),
+            },
+        )?;
+        Ok(lock.map(|lock| NativeLock {
+            token: lock.token(),
+            lock: Arc::new(Mutex::new(Some(lock))),
+        }))
+    }
+
+    #[pyo3(signature = (name, value, timeout=None))]
+    fn campaign(
+        &self,
+        py: Python<'_>,
+        name: Vec<u8>,
+        value: Vec<u8>,
+        timeout: Option<f64>,
+    ) -> PyResult<NativeLeadership> {
+        let timeout = seconds(timeout, Duration::from_secs(3600))?;
+        let session = self.session.clone();
+        let cancel = self.session.clone();
+        let leadership = blocking(
+            py,
+            move || cancel.cancel_waits(),
+            move || session.campaign(&name, &value, timeout),
+        )?;
+        Ok(NativeLeadership {
+            token: leadership.token(),
+            leadership: Arc::new(Mutex::new(Some(leadership))),
+        })
+    }
+
+    fn join(
+        &self,
+        py: Python<'_>,
+        group: Vec<u8>,
+        member: Vec<u8>,
+        metadata: Vec<u8>,
+    ) -> PyResult<NativeMembership> {
+        let session = self.session.clone();
+        let membership = blocking(py, || {}, move || session.join(&group, &member, &metadata))?;
+        Ok(NativeMembership {
+            membership: Arc::new(Mutex::new(Some(membership))),
+        })
+    }
+
+    /// Claims an item of `queue` (None when `wait=False` and it is empty).
+    #[pyo3(signature = (queue, timeout=None, wait=true))]
+    fn claim(
+        &self,
+        py: Python<'_>,
+        queue: Vec<u8>,
+        timeout: Option<f64>,
+        wait: bool,
+    ) -> PyResult<Option<NativeClaim>> {
+        let timeout = seconds(timeout, Duration::from_secs(3600))?;
+        let session = self.session.clone();
+        let cancel = self.session.clone();
+        let claim = blocking(
+            py,
+            move || cancel.cancel_waits(),
+            move || {
+                if wait {
+                    session.claim(&queue, timeout).map(Some)
+                } else {
+                    session.try_claim(&queue)
+                }
+            },
+        )?;
+        Ok(claim.map(|claim| NativeClaim {
+            item: claim.item,
+            token: claim.token,
+            payload: claim.payload.clone(),
+            claim: Arc::new(Mutex::new(Some(claim))),
+        }))
+    }
+
+    #[pyo3(signature = (name, participants, timeout=None))]
+    fn barrier(
+        &self,
+        py: Python<'_>,
+        name: Vec<u8>,
+        participants: u32,
+        timeout: Option<f64>,
+    ) -> PyResult<()> {
+        let timeout = seconds(timeout, Duration::from_secs(3600))?;
+        let session = self.session.clone();
+        let cancel = self.session.clone();
+        blocking(
+            py,
+            move || cancel.cancel_waits(),
+            move || session.barrier(&name, participants, timeout),
+        )
+    }
+
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let session = self.session.clone();
+        blocking(
+            py,
+            || {},
+            move || {
+                session.cancel_waits();
+                if session.status() == SessionStatus::Lost {
+                    return Ok(());
+                }
+                session.client().close_session(session.id())
+            },
+        )
+    }
+}
+
+fn state_name(status: SessionStatus) -> &'static str {
+    match status {
+        SessionStatus::Held => "held",
+        SessionStatus::Suspect => "suspect",
+        SessionStatus::Lost => "lost",
+    }
+}
+
+/// A held lock.
+#[pyclass(module = "accord._native", frozen)]
+pub struct NativeLock {
+    lock: Arc<Mutex<Option<Lock>>>,
+    #[pyo3(get)]
+    token: u64,
+}
+
+#[pymethods]
+impl NativeLock {
+    fn is_held(&self) -> bool {
+        self.lock.lock().as_ref().is_some_and(Lock::is_held)
+    }
+
+    fn release(&self, py: Python<'_>) -> PyResult<()> {
+        let lock = self.lock.clone();
+        blocking(
+            py,
+            || {},
+            move || match lock.lock().take() {
+                Some(held) => held.release(),
+                None => Ok(()),
+            },
+        )
+    }
+}
+
+/// Leadership of an election.
+#[pyclass(module = "accord._native", frozen)]
+pub struct NativeLeadership {
+    leadership: Arc<Mutex<Option<Leadership>>>,
+    #[pyo3(get)]
+    token: u64,
+}
+
+#[pymethods]
+impl NativeLeadership {
+    fn is_leader(&self) -> bool {
+        self.leadership
+            .lock()
+            .as_ref()
+            .is_some_and(Leadership::is_leader)
+    }
+
+    fn proclaim(&self, py: Python<'_>, value: Vec<u8>) -> PyResult<()> {
+        let leadership = self.leadership.clone();
+        blocking(
+            py,
+            || {},
+            move || match leadership.lock().as_ref() {
+                Some(held) => held.proclaim(&value),
+                None => Err(Error::Rejected("this leadership was resigned".into())),
+            },
+        )
+    }
+
+    fn resign(&self, py: Python<'_>) -> PyResult<()> {
+        let leadership = self.leadership.clone();
+        blocking(
+            py,
+            || {},
+            move || match leadership.lock().take() {
+                Some(held) => held.resign(),
+                None => Ok(()),
+            },
+        )
+    }
+}
+
+/// Presence in a group.
+#[pyclass(module = "accord._native", frozen)]
+pub struct NativeMembership {
+    membership: Arc<Mutex<Option<Membership>>>,
+}
+
+#[pymethods]
+impl NativeMembership {
+    fn leave(&self, py: Python<'_>) -> PyResult<()> {
+        let membership = self.membership.clone();
+        blocking(
+            py,
+            || {},
+            move || match membership.lock().take() {
+                Some(present) => present.leave(),
+                None => Ok(()),
+            },
+        )
+    }
+}
+
+/// A claimed queue item.
+#[pyclass(module = "accord._native", frozen)]
+pub struct NativeClaim {
+    claim: Arc<Mutex<Option<Claim>>>,
+    #[pyo3(get)]
+    item: u64,
+    #[pyo3(get)]
+    token: u64,
+    payload: Vec<u8>,
+}
+
+#[pymethods]
+impl NativeClaim {
+    #[getter]
+    fn payload<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, &self.payload)
+    }
+
+    fn is_held(&self) -> bool {
+        self.claim.lock().as_ref().is_some_and(Claim::is_held)
+    }
+
+    /// Acknowledges (`ack=True`) or gives the item back.
+    fn settle(&self, py: Python<'_>, ack: bool) -> PyResult<()> {
+        let claim = self.claim.clone();
+        blocking(
+            py,
+            || {},
+            move || match claim.lock().take() {
+                Some(held) if ack => held.ack(),
+                Some(held) => held.release(),
+                None => Err(Error::Rejected("this claim was already settled".into())),
+            },
+        )
+    }
+}
+
+/// A cluster member running in this process.
+#[pyclass(module = "accord._native", frozen)]
+pub struct NativeNode {
+    node: Mutex<Option<Node>>,
+}
+
+#[pymethods]
+impl NativeNode {
+    /// Starts member `id` on `listen` with `peers` {id: "host:port"} and its data in
+    /// `data_dir`; `tick` is the clock tick in seconds (elections take 10 to 20 ticks).
+    #[new]
+    #[pyo3(signature = (id, listen, peers, data_dir, tick=0.05))]
+    fn new(
+        py: Python<'_>,
+        id: u64,
+        listen: &str,
+        peers: std::collections::BTreeMap<u64, String>,
+        data_dir: &str,
+        tick: f64,
+    ) -> PyResult<Self> {
+        let address = |text: &str| -> PyResult<std::net::SocketAddr> {
+            text.parse()
+                .map_err(|_| InvalidArgument::new_err(format!("{text:?} is not host:port")))
+        };
+        let listen = address(listen)?;
+        let mut members = std::collections::BTreeMap::new();
+        members.insert(id, listen);
+        for (peer, peer_address) in peers {
+            members.insert(peer, address(&peer_address)?);
+        }
+        let mut config = NodeConfig::new(id, listen, members, data_dir.into());
+        config.tick = seconds(Some(tick), Duration::from_millis(50))?;
+        let node = py.detach(|| Node::start(config)).map_err(to_py)?;
+        Ok(NativeNode {
+            node: Mutex::new(Some(node)),
+        })
+    }
+
+    /// A client of this member (local requests; follows the leader when it does not lead).
+    fn client(&self) -> PyResult<NativeClient> {
+        let node = self.node.lock();
+        let node = node
+            .as_ref()
+            .ok_or_else(|| Shutdown::new_err("the node was stopped"))?;
+        Ok(NativeClient {
+            client: Arc::new(node.client().map_err(to_py)?),
+        })
+    }
+
+    fn stop(&self, py: Python<'_>) -> PyResult<()> {
+        let node = self.node.lock().take();
+        match node {
+            Some(node) => py.detach(|| node.stop()).map_err(to_py),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The module `accord._native`.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_class::<NativeClient>()?;
+    m.add_class::<NativeSession>()?;
+    m.add_class::<NativeLock>()?;
+    m.add_class::<NativeLeadership>()?;
+    m.add_class::<NativeMembership>()?;
+    m.add_class::<NativeClaim>()?;
+    m.add_class::<NativeWatch>()?;
+    m.add_class::<NativeNode>()?;
+    m.add("AccordError", py.get_type::<AccordError>())?;
+    m.add("Timeout", py.get_type::<Timeout>())?;
+    m.add("Cancelled", py.get_type::<Cancelled>())?;
+    m.add("NotLeader", py.get_type::<NotLeader>())?;
+    m.add("Rejected", py.get_type::<Rejected>())?;
+    m.add("SessionLost", py.get_type::<SessionLost>())?;
+    m.add("LockLost", py.get_type::<LockLost>())?;
+    m.add("Compacted", py.get_type::<Compacted>())?;
+    m.add("Shutdown", py.get_type::<Shutdown>())?;
+    m.add("InvalidArgument", py.get_type::<InvalidArgument>())?;
+    m.add("StorageError", py.get_type::<StorageError>())?;
+    m.add("ConfigError", py.get_type::<ConfigError>())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
