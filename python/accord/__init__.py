@@ -43,6 +43,7 @@ __version__: str = _native.__version__
 
 __all__ = [
     "AccordError",
+    "Bytes",
     "Cancelled",
     "Claim",
     "Client",
@@ -165,7 +166,13 @@ class KV:
         (key, kind, operand) with kind "value", "exists", "version", "mod_revision",
         "lock_token" or "leader_token" (the last two make a fenced write); an operation is
         (key, value), or (key, None) for a delete. Returns whether the compares held."""
-        compares_b = [(_b(k, "key"), kind, _b(v) if kind == "value" else v) for k, kind, v in compares]
+        compares_b: List[Tuple[bytes, str, object]] = []
+        for key, kind, operand in compares:
+            if kind == "value":
+                if not isinstance(operand, (bytes, str)):
+                    raise TypeError(f"a value compare needs bytes or str, not {type(operand).__name__}")
+                operand = _b(operand)
+            compares_b.append((_b(key, "key"), kind, operand))
         succeeded, _revision = self._native.txn(
             compares_b,
             [(_b(k, "key"), None if v is None else _b(v)) for k, v in success],
@@ -403,6 +410,10 @@ class Session:
     def barrier(self, name: Bytes, participants: int, *, timeout: Optional[float] = None) -> None:
         """Waits until `participants` sessions arrived at barrier `name`."""
         self._native.barrier(_b(name, "name"), participants, timeout)
+
+    def cancel(self) -> None:
+        """Cancels the blocking calls in progress on this session (they raise Cancelled)."""
+        self._native.cancel()
 
     def close(self) -> None:
         self._native.close()

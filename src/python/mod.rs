@@ -670,6 +670,11 @@ impl NativeSession {
         )
     }
 
+    /// Cancels the blocking calls in progress on this session (they raise Cancelled).
+    fn cancel(&self) {
+        self.session.cancel_waits();
+    }
+
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let session = self.session.clone();
         blocking(
