@@ -12,6 +12,7 @@ __all__ = [
     "NativeClaim",
     "NativeWatch",
     "NativeNode",
+    "bench_rust_get",
     "AccordError",
     "Timeout",
     "Cancelled",
@@ -145,3 +146,5 @@ class NativeNode:
     ) -> "NativeNode": ...
     def client(self) -> NativeClient: ...
     def stop(self) -> None: ...
+
+def bench_rust_get(client: NativeClient, key: bytes, calls: int) -> float: ...

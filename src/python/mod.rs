@@ -884,6 +884,21 @@ impl NativeNode {
     }
 }
 
+/// Nanoseconds per call of `calls` serializable gets of `key` through `client`, looped in
+/// Rust (the benchmark's reference for the same call made from Python).
+#[pyfunction]
+fn bench_rust_get(py: Python<'_>, client: &NativeClient, key: Vec<u8>, calls: u32) -> PyResult<f64> {
+    let client = client.client.clone();
+    py.detach(|| {
+        let start = std::time::Instant::now();
+        for _ in 0..calls {
+            std::hint::black_box(client.get_serializable(&key)?);
+        }
+        Ok(start.elapsed().as_nanos() as f64 / f64::from(calls.max(1)))
+    })
+    .map_err(to_py)
+}
+
 /// The module `accord._native`.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -896,6 +911,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeClaim>()?;
     m.add_class::<NativeWatch>()?;
     m.add_class::<NativeNode>()?;
+    m.add_function(wrap_pyfunction!(bench_rust_get, m)?)?;
     m.add("AccordError", py.get_type::<AccordError>())?;
     m.add("Timeout", py.get_type::<Timeout>())?;
     m.add("Cancelled", py.get_type::<Cancelled>())?;
