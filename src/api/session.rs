@@ -294,7 +294,26 @@ impl Session {
     /// Ends the session now: everything it holds is released at once.
     pub fn close(mut self) -> Result<()> {
         self.stop_keepalive();
+        self.end()
+    }
+
+    /// Ends the session now through a shared reference (for handles shared across threads,
+    /// as the C and Python bindings hold them): it is `Lost` at once, its keepalives stop,
+    /// blocked calls are cancelled, and the cluster releases what it held. A session already
+    /// lost is not sent anywhere (the cluster may be unreachable; it expires there anyway).
+    pub fn end(&self) -> Result<()> {
+        let was_lost = self.status() == SessionStatus::Lost;
+        {
+            let _view = self.shared.view.lock();
+            self.shared.stop.store(true, Ordering::SeqCst);
+            self.shared.changed.notify_all();
+        }
+        self.keepalive_cancel.cancel();
+        self.cancel_waits();
         self.shared.lose("the session was closed".into());
+        if was_lost {
+            return Ok(());
+        }
         let command = Command::CloseSession {
             session: self.shared.id,
         };

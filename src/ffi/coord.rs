@@ -137,12 +137,7 @@ pub unsafe extern "C" fn accord_session_close(session: *const accord_session) ->
             .write()
             .take()
             .ok_or_else(|| Failure::shutdown("session"))?;
-        session.cancel_waits();
-        // A lost session cannot be relied on to exist: nothing to tell the cluster (which
-        // may be unreachable), and it expires there anyway.
-        if session.status() != SessionStatus::Lost {
-            session.client().close_session(session.id())?;
-        }
+        session.end()?;
         Ok(())
     })
 }

@@ -388,6 +388,11 @@ impl NativeClient {
 
     /// Opens a session with `ttl` seconds.
     fn session(&self, py: Python<'_>, ttl: f64) -> PyResult<NativeSession> {
+        if !ttl.is_finite() || ttl <= 0.0 {
+            return Err(InvalidArgument::new_err(format!(
+                "a session's TTL must be a positive number of seconds (1 to 86400), not {ttl}"
+            )));
+        }
         let ttl = seconds(Some(ttl), Duration::ZERO)?;
         let config = self.client.config().clone();
         let session = blocking(py, || {}, move || Session::create(config, ttl))?;
@@ -677,17 +682,7 @@ impl NativeSession {
 
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let session = self.session.clone();
-        blocking(
-            py,
-            || {},
-            move || {
-                session.cancel_waits();
-                if session.status() == SessionStatus::Lost {
-                    return Ok(());
-                }
-                session.client().close_session(session.id())
-            },
-        )
+        blocking(py, || {}, move || session.end())
     }
 }
 
@@ -887,7 +882,12 @@ impl NativeNode {
 /// Nanoseconds per call of `calls` serializable gets of `key` through `client`, looped in
 /// Rust (the benchmark's reference for the same call made from Python).
 #[pyfunction]
-fn bench_rust_get(py: Python<'_>, client: &NativeClient, key: Vec<u8>, calls: u32) -> PyResult<f64> {
+fn bench_rust_get(
+    py: Python<'_>,
+    client: &NativeClient,
+    key: Vec<u8>,
+    calls: u32,
+) -> PyResult<f64> {
     let client = client.client.clone();
     py.detach(|| {
         let start = std::time::Instant::now();
