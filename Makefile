@@ -18,7 +18,7 @@ FUZZ_TARGETS := wal_record snapshot_file
 # stable toolchain alone, and RUSTC_BOOTSTRAP=1 lets stable accept them.
 FUZZ := cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
 
-.PHONY: bench-ffi install install-files header deps help build test lint test-rust test-sim test-crash test-fuzz fuzz-tools sim sim-long crashtest fuzz bench bench-wal bench-local fmt
+.PHONY: test-python bench-python bench-ffi install install-files header deps help build test lint test-rust test-sim test-crash test-fuzz fuzz-tools sim sim-long crashtest fuzz bench bench-wal bench-local fmt
 
 help:
 	@echo "make build     - build the library and the accord binary (release)"
@@ -33,6 +33,8 @@ help:
 	@echo "make bench-wal - WAL append cost next to raw fdatasync on the disk of $(SCRATCH)"
 	@echo "make bench-local - a 3-process cluster on loopback: put/get/failover/memory next to the floor"
 	@echo "make bench-ffi - the C ABI's cost per call next to the Rust API"
+	@echo "make test-python - build the Python package into target/venv; stubtest, mypy, pytest"
+	@echo "make bench-python - Python's cost per call next to Rust; puts/s from one Python thread"
 	@echo "make header    - regenerate include/accord.h from src/ffi (commit it)"
 	@echo "make install   - install libaccord (.so, .a), accord.h, accord.hpp, accord.pc under PREFIX"
 	@echo "make fmt       - format the code"
@@ -62,7 +64,7 @@ header:
 	ACCORD_WRITE_HEADER=1 $(CARGO) build --release
 
 # The suites `make test` runs, in order; make stops at the first that fails.
-TEST_SUITES := lint test-rust test-sim test-crash test-fuzz
+TEST_SUITES := lint test-rust test-python test-sim test-crash test-fuzz
 
 test: $(TEST_SUITES)
 	@echo "suites: $(words $(TEST_SUITES)) passed, 0 failed"
@@ -75,6 +77,10 @@ lint:
 # What the tests need besides Rust: a C toolchain (present) and valgrind, installed here if
 # missing (apt, as root or through sudo).
 deps:
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c "import ensurepip" 2>/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq python3-venv >/dev/null; \
+	}
 	@for tool in valgrind pkg-config; do \
 		command -v $$tool >/dev/null 2>&1 && continue; \
 		echo "installing $$tool"; \
@@ -82,6 +88,21 @@ deps:
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$tool >/dev/null; \
 		command -v $$tool >/dev/null 2>&1 || { echo "$$tool is required: apt-get install $$tool"; exit 1; }; \
 	done
+
+# The Python package: a virtual environment in target/venv with maturin, pytest and mypy
+# (created and filled once), the package built into it by maturin, then the stubs checked
+# against the native module (stubtest), the package type-checked, and the pytest suite.
+PYTHON ?= python3
+VENV := target/venv
+PY_TOOLS := maturin pytest pytest-asyncio mypy
+test-python: deps build
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@$(VENV)/bin/python -c "import maturin, pytest, pytest_asyncio, mypy" 2>/dev/null || \
+		$(VENV)/bin/pip install -q --disable-pip-version-check $(PY_TOOLS)
+	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --release --quiet
+	cd target && ../$(VENV)/bin/python -m mypy.stubtest accord._native
+	$(VENV)/bin/python -m mypy --strict python/accord
+	$(VENV)/bin/python -m pytest -q python/tests
 
 # The C tests link target/release/libaccord.so: build it first.
 test-rust: deps build
@@ -125,6 +146,10 @@ bench-wal: build
 
 bench-local: build
 	$(ACCORD) bench local
+
+# Python's cost per call next to Rust, and puts per second from one Python thread.
+bench-python: test-python
+	$(VENV)/bin/python python/bench.py $(ACCORD)
 
 # What the C ABI adds to a local serializable get, next to the same call in Rust.
 bench-ffi: build

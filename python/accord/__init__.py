@@ -130,14 +130,17 @@ class KV:
     def get(self, key: Bytes, *, serializable: bool = False) -> Optional[bytes]:
         """The value of `key` (None if absent). Linearizable, unless `serializable` (served
         by the member connected to, possibly stale)."""
-        value, _revision = self._native.get(_b(key, "key"), serializable)
+        value, _revision = self.get_with_revision(key, serializable=serializable)
         return value
 
     def get_with_revision(
         self, key: Bytes, *, serializable: bool = False
     ) -> Tuple[Optional[bytes], int]:
         """(value or None, revision it was read at)."""
-        return self._native.get(_b(key, "key"), serializable)
+        key_bytes = _b(key, "key")
+        if not key_bytes:
+            raise InvalidArgument("keys must be 1 to 4096 bytes, not empty")
+        return self._native.get(key_bytes, serializable)
 
     def delete(self, key: Bytes) -> bool:
         """Deletes `key`; returns whether it existed."""
@@ -152,8 +155,17 @@ class KV:
         return swapped
 
     def range(self, prefix: Bytes = b"", *, limit: int = 10_000) -> List[Tuple[bytes, bytes]]:
-        """The (key, value) pairs under `prefix`, in key order (linearizable)."""
-        pairs, _more, _revision = self._native.range(_b(prefix, "prefix"), limit)
+        """The (key, value) pairs under `prefix`, in key order (linearizable), at most
+        `limit`. One reply holds at most 512 KiB of keys and values: a prefix holding more
+        raises InvalidArgument (narrow the prefix) rather than returning part of it."""
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 10_000:
+            raise InvalidArgument(f"limit must be 1 to 10000, not {limit!r}")
+        pairs, more, _revision = self._native.range(_b(prefix, "prefix"), limit)
+        if more and len(pairs) < limit:
+            raise InvalidArgument(
+                f"more than one reply (512 KiB) of keys and values is under {prefix!r}: "
+                "narrow the prefix"
+            )
         return pairs
 
     def txn(

@@ -104,8 +104,9 @@ fn to_py(error: Error) -> PyErr {
         Error::SessionLost(_) => SessionLost::new_err(text),
         Error::InvalidArgument(_) | Error::EntryTooLarge { .. } => InvalidArgument::new_err(text),
         Error::Compacted { .. } => Compacted::new_err(text),
-        Error::Io { .. }
-        | Error::StorageFailed(_)
+        // A client's I/O errors are connections that failed: the cluster is unreachable.
+        Error::Io { .. } => NotLeader::new_err(text),
+        Error::StorageFailed(_)
         | Error::Corruption { .. }
         | Error::Corrupt(_)
         | Error::DataDirLocked { .. } => StorageError::new_err(text),
@@ -134,6 +135,25 @@ fn blocking<T: Send + 'static>(
     cancel: impl Fn(),
     op: impl FnOnce() -> crate::Result<T> + Send + 'static,
 ) -> PyResult<T> {
+    interruptible(py, cancel, Duration::from_secs(5), op)
+}
+
+/// [`blocking`] for a call that cannot be cancelled (a session's creation, a release...): on
+/// a signal the caller gets the exception at once and the call ends by its own timeout on
+/// its thread.
+fn uncancellable<T: Send + 'static>(
+    py: Python<'_>,
+    op: impl FnOnce() -> crate::Result<T> + Send + 'static,
+) -> PyResult<T> {
+    interruptible(py, || {}, Duration::ZERO, op)
+}
+
+fn interruptible<T: Send + 'static>(
+    py: Python<'_>,
+    cancel: impl Fn(),
+    settle: Duration,
+    op: impl FnOnce() -> crate::Result<T> + Send + 'static,
+) -> PyResult<T> {
     let (done, result) = crossbeam_channel::bounded(1);
     std::thread::Builder::new()
         .name("accord-python-call".into())
@@ -154,7 +174,9 @@ fn blocking<T: Send + 'static>(
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                 if let Err(signal) = py.check_signals() {
                     cancel();
-                    let _ = py.detach(|| result.recv_timeout(Duration::from_secs(5)));
+                    // A cancellable call withdraws within a few hundred milliseconds: wait
+                    // for it, so that nothing it obtained meanwhile is left behind.
+                    let _ = py.detach(|| result.recv_timeout(settle));
                     return Err(signal);
                 }
             }
@@ -170,6 +192,26 @@ type PyMember<'py> = (Bound<'py, PyBytes>, u64, Bound<'py, PyBytes>);
 
 fn bytes<'py>(py: Python<'py>, data: &[u8]) -> Bound<'py, PyBytes> {
     PyBytes::new(py, data)
+}
+
+/// Set when the caller of a blocking call gave up (a signal): a grant that arrives anyway is
+/// handed back instead of being left to a caller that is gone.
+#[derive(Clone)]
+struct Interrupted(Arc<std::sync::atomic::AtomicBool>);
+
+impl Interrupted {
+    fn pair() -> (Interrupted, Interrupted) {
+        let flag = Interrupted(Arc::new(std::sync::atomic::AtomicBool::new(false)));
+        (flag.clone(), flag)
+    }
+
+    fn set(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// A connection to a cluster.
@@ -211,16 +253,16 @@ impl NativeClient {
         key: Vec<u8>,
         serializable: bool,
     ) -> PyResult<(Option<Bound<'py, PyBytes>>, u64)> {
-        let client = &self.client;
-        let (found, revision) = py
-            .detach(|| {
-                if serializable {
-                    client.get_serializable(&key)
-                } else {
-                    client.get(&key)
-                }
-            })
-            .map_err(to_py)?;
+        // A serializable read is answered by one member at once: the fast path, no helper
+        // thread. A linearizable one may wait for a quorum: interruptible.
+        let (found, revision) = if serializable {
+            let client = &self.client;
+            py.detach(|| client.get_serializable(&key)).map_err(to_py)?
+        } else {
+            let client = self.client.clone();
+            let cancel = client.cancel_handle();
+            blocking(py, move || cancel.cancel(), move || client.get(&key))?
+        };
         Ok((found.map(|kv| bytes(py, &kv.value)), revision))
     }
 
@@ -255,8 +297,13 @@ impl NativeClient {
         prefix: Vec<u8>,
         limit: u32,
     ) -> PyResult<(Vec<PyPair<'py>>, bool, u64)> {
-        let client = &self.client;
-        let (found, more, revision) = py.detach(|| client.range(&prefix, limit)).map_err(to_py)?;
+        let client = self.client.clone();
+        let cancel = client.cancel_handle();
+        let (found, more, revision) = blocking(
+            py,
+            move || cancel.cancel(),
+            move || client.range(&prefix, limit),
+        )?;
         let pairs = found
             .iter()
             .map(|kv| (bytes(py, &kv.key), bytes(py, &kv.value)))
@@ -320,8 +367,9 @@ impl NativeClient {
     }
 
     fn counter(&self, py: Python<'_>, name: Vec<u8>) -> PyResult<i64> {
-        let client = &self.client;
-        py.detach(|| client.counter(&name)).map_err(to_py)
+        let client = self.client.clone();
+        let cancel = client.cancel_handle();
+        blocking(py, move || cancel.cancel(), move || client.counter(&name))
     }
 
     fn enqueue(&self, py: Python<'_>, queue: Vec<u8>, payload: Vec<u8>) -> PyResult<u64> {
@@ -340,15 +388,17 @@ impl NativeClient {
         py: Python<'py>,
         name: Vec<u8>,
     ) -> PyResult<Option<(u64, u64, Bound<'py, PyBytes>)>> {
-        let client = &self.client;
-        let leader = py.detach(|| client.leader(&name)).map_err(to_py)?;
+        let client = self.client.clone();
+        let cancel = client.cancel_handle();
+        let leader = blocking(py, move || cancel.cancel(), move || client.leader(&name))?;
         Ok(leader.map(|l| (l.session, l.token, bytes(py, &l.value))))
     }
 
     /// [(member id, session, metadata)] of `group`.
     fn members<'py>(&self, py: Python<'py>, group: Vec<u8>) -> PyResult<Vec<PyMember<'py>>> {
-        let client = &self.client;
-        let (members, _) = py.detach(|| client.members(&group)).map_err(to_py)?;
+        let client = self.client.clone();
+        let cancel = client.cancel_handle();
+        let (members, _) = blocking(py, move || cancel.cancel(), move || client.members(&group))?;
         Ok(members
             .iter()
             .map(|m| (bytes(py, &m.id), m.session, bytes(py, &m.metadata)))
@@ -357,8 +407,9 @@ impl NativeClient {
 
     /// The member's status: (id, role, term, leader, commit, applied, revision).
     fn status(&self, py: Python<'_>) -> PyResult<(u64, String, u64, u64, u64, u64, u64)> {
-        let client = &self.client;
-        let s = py.detach(|| client.status()).map_err(to_py)?;
+        let client = self.client.clone();
+        let cancel = client.cancel_handle();
+        let s = blocking(py, move || cancel.cancel(), move || client.status())?;
         Ok((
             s.id, s.role, s.term, s.leader, s.commit, s.applied, s.revision,
         ))
@@ -375,12 +426,13 @@ impl NativeClient {
     ) -> PyResult<NativeWatch> {
         let space = parse_space(space)?;
         let client = self.client.clone();
-        let (stream, _) = py
-            .detach(|| client.watch(space, &prefix, start_revision))
-            .map_err(|error| match error {
-                Error::Rejected(why) if why.contains("history") => Compacted::new_err(why),
-                other => to_py(other),
-            })?;
+        let opened = uncancellable(py, move || {
+            match client.watch(space, &prefix, start_revision) {
+                Err(Error::Rejected(why)) if why.contains("history") => Ok(Err(why)),
+                other => other.map(Ok),
+            }
+        })?;
+        let (stream, _) = opened.map_err(Compacted::new_err)?;
         Ok(NativeWatch {
             stream: Arc::new(Mutex::new(stream)),
         })
@@ -395,7 +447,7 @@ impl NativeClient {
         }
         let ttl = seconds(Some(ttl), Duration::ZERO)?;
         let config = self.client.config().clone();
-        let session = blocking(py, || {}, move || Session::create(config, ttl))?;
+        let session = uncancellable(py, move || Session::create(config, ttl))?;
         Ok(NativeSession {
             session: Arc::new(session),
         })
@@ -549,7 +601,7 @@ impl NativeSession {
         };
         let timeout = seconds(Some(timeout), Duration::ZERO)?;
         let session = self.session.clone();
-        let state = blocking(py, || {}, move || Ok(session.wait_change(from, timeout)))?;
+        let state = uncancellable(py, move || Ok(session.wait_change(from, timeout)))?;
         Ok(state_name(state))
     }
 
@@ -569,19 +621,35 @@ impl NativeSession {
         let session = self.session.clone();
         let cancel = self.session.clone();
         let kind = kind.to_string();
+        let (interrupted, flag) = Interrupted::pair();
         let lock = blocking(
             py,
-            move || cancel.cancel_waits(),
-            move || match (kind.as_str(), wait) {
-                ("mutex", false) => session.try_lock(&name),
-                ("mutex", true) => session.lock(&name, timeout).map(Some),
-                ("read", true) => session.read_lock(&name, timeout).map(Some),
-                ("write", true) => session.write_lock(&name, timeout).map(Some),
-                ("semaphore", true) => session.acquire_permit(&name, permits, timeout).map(Some),
-                (other, _) => Err(Error::InvalidArgument(format!(
-                    "{other:?} with wait={wait} is not a lock kind (mutex, read, write, semaphore; \
-                     wait=False for mutexes only)"
-                ))),
+            move || {
+                flag.set();
+                cancel.cancel_waits()
+            },
+            move || {
+                let taken = match (kind.as_str(), wait) {
+                    ("mutex", false) => session.try_lock(&name),
+                    ("mutex", true) => session.lock(&name, timeout).map(Some),
+                    ("read", true) => session.read_lock(&name, timeout).map(Some),
+                    ("write", true) => session.write_lock(&name, timeout).map(Some),
+                    ("semaphore", true) => {
+                        session.acquire_permit(&name, permits, timeout).map(Some)
+                    }
+                    (other, _) => Err(Error::InvalidArgument(format!(
+                        "{other:?} with wait={wait} is not a lock kind (mutex, read, write, \
+                         semaphore; wait=False for mutexes only)"
+                    ))),
+                };
+                // Granted just as the caller gave up: nobody will use it, give it back.
+                match taken {
+                    Ok(Some(lock)) if interrupted.is_set() => {
+                        let _ = lock.release();
+                        Err(Error::Cancelled)
+                    }
+                    other => other,
+                }
             },
         )?;
         Ok(lock.map(|lock| NativeLock {
@@ -601,10 +669,20 @@ impl NativeSession {
         let timeout = seconds(timeout, Duration::from_secs(3600))?;
         let session = self.session.clone();
         let cancel = self.session.clone();
+        let (interrupted, flag) = Interrupted::pair();
         let leadership = blocking(
             py,
-            move || cancel.cancel_waits(),
-            move || session.campaign(&name, &value, timeout),
+            move || {
+                flag.set();
+                cancel.cancel_waits()
+            },
+            move || match session.campaign(&name, &value, timeout) {
+                Ok(leadership) if interrupted.is_set() => {
+                    let _ = leadership.resign();
+                    Err(Error::Cancelled)
+                }
+                other => other,
+            },
         )?;
         Ok(NativeLeadership {
             token: leadership.token(),
@@ -620,7 +698,7 @@ impl NativeSession {
         metadata: Vec<u8>,
     ) -> PyResult<NativeMembership> {
         let session = self.session.clone();
-        let membership = blocking(py, || {}, move || session.join(&group, &member, &metadata))?;
+        let membership = uncancellable(py, move || session.join(&group, &member, &metadata))?;
         Ok(NativeMembership {
             membership: Arc::new(Mutex::new(Some(membership))),
         })
@@ -638,14 +716,26 @@ impl NativeSession {
         let timeout = seconds(timeout, Duration::from_secs(3600))?;
         let session = self.session.clone();
         let cancel = self.session.clone();
+        let (interrupted, flag) = Interrupted::pair();
         let claim = blocking(
             py,
-            move || cancel.cancel_waits(),
             move || {
-                if wait {
+                flag.set();
+                cancel.cancel_waits()
+            },
+            move || {
+                let claimed = if wait {
                     session.claim(&queue, timeout).map(Some)
                 } else {
                     session.try_claim(&queue)
+                };
+                match claimed {
+                    // Claimed just as the caller gave up: back to the queue for others.
+                    Ok(Some(claim)) if interrupted.is_set() => {
+                        let _ = claim.release();
+                        Err(Error::Cancelled)
+                    }
+                    other => other,
                 }
             },
         )?;
@@ -682,7 +772,7 @@ impl NativeSession {
 
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let session = self.session.clone();
-        blocking(py, || {}, move || session.end())
+        uncancellable(py, move || session.end())
     }
 }
 
@@ -710,14 +800,10 @@ impl NativeLock {
 
     fn release(&self, py: Python<'_>) -> PyResult<()> {
         let lock = self.lock.clone();
-        blocking(
-            py,
-            || {},
-            move || match lock.lock().take() {
-                Some(held) => held.release(),
-                None => Ok(()),
-            },
-        )
+        uncancellable(py, move || match lock.lock().take() {
+            Some(held) => held.release(),
+            None => Ok(()),
+        })
     }
 }
 
@@ -740,26 +826,18 @@ impl NativeLeadership {
 
     fn proclaim(&self, py: Python<'_>, value: Vec<u8>) -> PyResult<()> {
         let leadership = self.leadership.clone();
-        blocking(
-            py,
-            || {},
-            move || match leadership.lock().as_ref() {
-                Some(held) => held.proclaim(&value),
-                None => Err(Error::Rejected("this leadership was resigned".into())),
-            },
-        )
+        uncancellable(py, move || match leadership.lock().as_ref() {
+            Some(held) => held.proclaim(&value),
+            None => Err(Error::Rejected("this leadership was resigned".into())),
+        })
     }
 
     fn resign(&self, py: Python<'_>) -> PyResult<()> {
         let leadership = self.leadership.clone();
-        blocking(
-            py,
-            || {},
-            move || match leadership.lock().take() {
-                Some(held) => held.resign(),
-                None => Ok(()),
-            },
-        )
+        uncancellable(py, move || match leadership.lock().take() {
+            Some(held) => held.resign(),
+            None => Ok(()),
+        })
     }
 }
 
@@ -773,14 +851,10 @@ pub struct NativeMembership {
 impl NativeMembership {
     fn leave(&self, py: Python<'_>) -> PyResult<()> {
         let membership = self.membership.clone();
-        blocking(
-            py,
-            || {},
-            move || match membership.lock().take() {
-                Some(present) => present.leave(),
-                None => Ok(()),
-            },
-        )
+        uncancellable(py, move || match membership.lock().take() {
+            Some(present) => present.leave(),
+            None => Ok(()),
+        })
     }
 }
 
@@ -809,15 +883,11 @@ impl NativeClaim {
     /// Acknowledges (`ack=True`) or gives the item back.
     fn settle(&self, py: Python<'_>, ack: bool) -> PyResult<()> {
         let claim = self.claim.clone();
-        blocking(
-            py,
-            || {},
-            move || match claim.lock().take() {
-                Some(held) if ack => held.ack(),
-                Some(held) => held.release(),
-                None => Err(Error::Rejected("this claim was already settled".into())),
-            },
-        )
+        uncancellable(py, move || match claim.lock().take() {
+            Some(held) if ack => held.ack(),
+            Some(held) => held.release(),
+            None => Err(Error::Rejected("this claim was already settled".into())),
+        })
     }
 }
 
@@ -853,7 +923,13 @@ impl NativeNode {
         }
         let mut config = NodeConfig::new(id, listen, members, data_dir.into());
         config.tick = seconds(Some(tick), Duration::from_millis(50))?;
-        let node = py.detach(|| Node::start(config)).map_err(to_py)?;
+        let node = py
+            .detach(|| Node::start(config))
+            .map_err(|error| match error {
+                // A member's I/O errors are its data directory's (or its address's).
+                Error::Io { .. } => StorageError::new_err(error.to_string()),
+                other => to_py(other),
+            })?;
         Ok(NativeNode {
             node: Mutex::new(Some(node)),
         })
