@@ -18,7 +18,7 @@ FUZZ_TARGETS := wal_record snapshot_file
 # stable toolchain alone, and RUSTC_BOOTSTRAP=1 lets stable accept them.
 FUZZ := cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
 
-.PHONY: test-python bench-python bench-ffi install install-files header deps help build test lint test-rust test-sim test-crash test-fuzz fuzz-tools sim sim-long crashtest fuzz bench bench-wal bench-local fmt
+.PHONY: test-go test-python bench-python bench-ffi install install-files header deps help build test lint test-rust test-sim test-crash test-fuzz fuzz-tools sim sim-long crashtest fuzz bench bench-wal bench-local fmt
 
 help:
 	@echo "make build     - build the library and the accord binary (release)"
@@ -34,6 +34,7 @@ help:
 	@echo "make bench-local - a 3-process cluster on loopback: put/get/failover/memory next to the floor"
 	@echo "make bench-ffi - the C ABI's cost per call next to the Rust API"
 	@echo "make test-python - build the Python package into target/venv; stubtest, mypy, pytest"
+	@echo "make test-go   - the Go package's tests with the race detector"
 	@echo "make bench-python - Python's cost per call next to Rust; puts/s from one Python thread"
 	@echo "make header    - regenerate include/accord.h from src/ffi (commit it)"
 	@echo "make install   - install libaccord (.so, .a), accord.h, accord.hpp, accord.pc under PREFIX"
@@ -64,7 +65,7 @@ header:
 	ACCORD_WRITE_HEADER=1 $(CARGO) build --release
 
 # The suites `make test` runs, in order; make stops at the first that fails.
-TEST_SUITES := lint test-rust test-python test-sim test-crash test-fuzz
+TEST_SUITES := lint test-rust test-python test-go test-sim test-crash test-fuzz
 
 test: $(TEST_SUITES)
 	@echo "suites: $(words $(TEST_SUITES)) passed, 0 failed"
@@ -73,6 +74,7 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --lib --features python -- -D warnings
+	@test -z "$$(gofmt -l bindings/go)" || { gofmt -l bindings/go; echo "run gofmt -w bindings/go"; exit 1; }
 
 # What the tests need besides Rust: a C toolchain (present) and valgrind, installed here if
 # missing (apt, as root or through sudo).
@@ -103,6 +105,10 @@ test-python: deps build
 	cd target && ../$(VENV)/bin/python -m mypy.stubtest accord._native
 	$(VENV)/bin/python -m mypy --strict python/accord
 	$(VENV)/bin/python -m pytest -q python/tests
+
+# The Go package (cgo over target/release/libaccord.so), with the race detector.
+test-go: build
+	cd bindings/go && go vet ./... && go test -race -count=1 ./...
 
 # The C tests link target/release/libaccord.so: build it first.
 test-rust: deps build

@@ -1,0 +1,388 @@
+// Package accord is the Go binding of accord, an embeddable coordination engine: join a
+// cluster, take locks that stay safe through pauses and partitions, elect leaders, and
+// replicate small state, without a separate etcd, ZooKeeper or Consul.
+//
+// It calls the C ABI (include/accord.h) through cgo and links libaccord from the repository's
+// target/release directory: build it first with `make build` (or `cargo build --release`) at
+// the repository root, then `go build` / `go test` here.
+//
+// Every call takes a context.Context: its deadline bounds the call and its cancellation
+// cancels the call in C. Errors wrap sentinel values for errors.Is (ErrTimeout,
+// ErrSessionLost, ...).
+package accord
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../../include
+#cgo LDFLAGS: -L${SRCDIR}/../../target/release -laccord -Wl,-rpath,${SRCDIR}/../../target/release
+#include <stdlib.h>
+#include "accord.h"
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// Errors, for errors.Is.
+var (
+	ErrNullArgument    = errors.New("accord: NULL argument")
+	ErrInvalidArgument = errors.New("accord: invalid argument")
+	ErrShutdown        = errors.New("accord: closed")
+	ErrTimeout         = errors.New("accord: timed out")
+	ErrCancelled       = errors.New("accord: cancelled")
+	ErrUnavailable     = errors.New("accord: no leader answered (quorum lost?)")
+	ErrRejected        = errors.New("accord: refused by the cluster")
+	ErrSessionLost     = errors.New("accord: session lost")
+	ErrIO              = errors.New("accord: I/O error")
+	ErrCorruption      = errors.New("accord: stored data damaged")
+	ErrLocked          = errors.New("accord: data directory locked")
+	ErrConfig          = errors.New("accord: invalid configuration")
+	ErrProtocol        = errors.New("accord: protocol error")
+	ErrCompacted       = errors.New("accord: revision compacted")
+	ErrInternal        = errors.New("accord: internal error")
+)
+
+// Error is a failed call: its code's sentinel (for errors.Is) and the library's message.
+type Error struct {
+	Code    uint32
+	Message string
+	kind    error
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%v: %s", e.kind, e.Message) }
+
+// Unwrap gives the sentinel.
+func (e *Error) Unwrap() error { return e.kind }
+
+func sentinel(code C.accord_result) error {
+	switch code {
+	case C.ACCORD_ERR_NULL_ARGUMENT:
+		return ErrNullArgument
+	case C.ACCORD_ERR_INVALID_ARGUMENT:
+		return ErrInvalidArgument
+	case C.ACCORD_ERR_SHUTDOWN:
+		return ErrShutdown
+	case C.ACCORD_ERR_TIMEOUT:
+		return ErrTimeout
+	case C.ACCORD_ERR_CANCELLED:
+		return ErrCancelled
+	case C.ACCORD_ERR_UNAVAILABLE:
+		return ErrUnavailable
+	case C.ACCORD_ERR_REJECTED:
+		return ErrRejected
+	case C.ACCORD_ERR_SESSION_LOST:
+		return ErrSessionLost
+	case C.ACCORD_ERR_IO:
+		return ErrIO
+	case C.ACCORD_ERR_CORRUPTION:
+		return ErrCorruption
+	case C.ACCORD_ERR_LOCKED:
+		return ErrLocked
+	case C.ACCORD_ERR_CONFIG:
+		return ErrConfig
+	case C.ACCORD_ERR_PROTOCOL:
+		return ErrProtocol
+	case C.ACCORD_ERR_COMPACTED:
+		return ErrCompacted
+	default:
+		return ErrInternal
+	}
+}
+
+// check turns a result into an error. The message is read on the same OS thread as the call
+// (the library keeps it per thread): callers lock the goroutine to its thread around both.
+func check(code C.accord_result) error {
+	if code == C.ACCORD_OK {
+		return nil
+	}
+	return &Error{
+		Code:    uint32(code),
+		Message: C.GoString(C.accord_last_error_message()),
+		kind:    sentinel(code),
+	}
+}
+
+// call runs a C call on a locked OS thread, so that its error message can be read after it.
+func call(f func() C.accord_result) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	return check(f())
+}
+
+// cancellable runs a blocking C call; if ctx is cancelled first, `cancel` asks the library to
+// stop it, and the call returns (then with ErrCancelled wrapped in ctx's error).
+func cancellable(ctx context.Context, cancel func(), f func() C.accord_result) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-ctx.Done():
+			cancel()
+		case <-done:
+		}
+	}()
+	err := call(f)
+	close(done)
+	wg.Wait()
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("%w (%v)", ctx.Err(), err)
+	}
+	return err
+}
+
+// timeoutMs is ctx's deadline as milliseconds from now (def when ctx has none).
+func timeoutMs(ctx context.Context, def time.Duration) C.uint32_t {
+	left := def
+	if deadline, ok := ctx.Deadline(); ok {
+		left = time.Until(deadline)
+	}
+	if left < 0 {
+		left = 0
+	}
+	ms := left.Milliseconds()
+	if ms > 0xffffffff {
+		ms = 0xffffffff
+	}
+	return C.uint32_t(ms)
+}
+
+// bytesArg passes a Go byte slice to C for the duration of a call (cgo pins it).
+func bytesArg(b []byte) (*C.uint8_t, C.size_t) {
+	if len(b) == 0 {
+		return nil, 0
+	}
+	return (*C.uint8_t)(unsafe.Pointer(&b[0])), C.size_t(len(b))
+}
+
+// takeBuf copies an accord_buf into Go memory and frees it.
+func takeBuf(buf C.accord_buf) []byte {
+	defer C.accord_buf_free(buf)
+	if buf.data == nil || buf.len == 0 {
+		return []byte{}
+	}
+	return C.GoBytes(unsafe.Pointer(buf.data), C.int(buf.len))
+}
+
+// Version is the library's version.
+func Version() string { return C.GoString(C.accord_version()) }
+
+// ABIVersion is the C ABI version the library implements; the binding checks it matches
+// the header it was built against.
+func ABIVersion() uint32 { return uint32(C.accord_abi_version()) }
+
+func init() {
+	if ABIVersion() != uint32(C.ACCORD_ABI_VERSION) {
+		panic(fmt.Sprintf("accord: libaccord implements ABI %d, this binding needs %d",
+			ABIVersion(), C.ACCORD_ABI_VERSION))
+	}
+}
+
+// Client is a connection to a cluster. Safe for concurrent use. Close it when done (a
+// finalizer frees it otherwise).
+type Client struct {
+	mu  sync.RWMutex
+	ptr *C.accord_client
+}
+
+type clientOptions struct {
+	clusterID uint64
+	timeout   time.Duration
+}
+
+// ClientOption configures Connect.
+type ClientOption func(*clientOptions)
+
+// WithClusterID sets the cluster's id (default 1).
+func WithClusterID(id uint64) ClientOption { return func(o *clientOptions) { o.clusterID = id } }
+
+// WithCallTimeout bounds each call, retries included, when its context has no deadline
+// (default 10 s).
+func WithCallTimeout(d time.Duration) ClientOption {
+	return func(o *clientOptions) { o.timeout = d }
+}
+
+// Connect prepares a client of the cluster at endpoints ("host:port"); the first call
+// connects.
+func Connect(ctx context.Context, endpoints []string, opts ...ClientOption) (*Client, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	o := clientOptions{clusterID: 1, timeout: 10 * time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	text := C.CString(strings.Join(endpoints, ","))
+	defer C.free(unsafe.Pointer(text))
+	var ptr *C.accord_client
+	err := call(func() C.accord_result {
+		return C.accord_client_connect(text, C.uint64_t(o.clusterID), timeoutMs(context.Background(), o.timeout), &ptr)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return newClient(ptr), nil
+}
+
+func newClient(ptr *C.accord_client) *Client {
+	c := &Client{ptr: ptr}
+	runtime.SetFinalizer(c, func(c *Client) { c.Close() })
+	return c
+}
+
+// Close closes and frees the client; later calls return ErrShutdown. Idempotent.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ptr == nil {
+		return nil
+	}
+	C.accord_client_close(c.ptr)
+	C.accord_client_free(c.ptr)
+	c.ptr = nil
+	return nil
+}
+
+// use runs f with the live handle (ErrShutdown after Close).
+func (c *Client) use(f func(*C.accord_client) error) error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.ptr == nil {
+		return &Error{Code: uint32(C.ACCORD_ERR_SHUTDOWN), Message: "the client was closed", kind: ErrShutdown}
+	}
+	err := f(c.ptr)
+	runtime.KeepAlive(c)
+	return err
+}
+
+// KV is the key-value store.
+func (c *Client) KV() *KV { return &KV{client: c} }
+
+// KV reads and writes keys.
+type KV struct{ client *Client }
+
+// Put sets key to value; returns the revision of the write.
+func (kv *KV) Put(ctx context.Context, key, value []byte) (uint64, error) {
+	var revision C.uint64_t
+	err := kv.client.use(func(p *C.accord_client) error {
+		k, kl := bytesArg(key)
+		v, vl := bytesArg(value)
+		return cancellable(ctx, func() { C.accord_client_cancel(p) }, func() C.accord_result {
+			return C.accord_kv_put(p, k, kl, v, vl, &revision)
+		})
+	})
+	return uint64(revision), err
+}
+
+// Get reads key (linearizable): its value, whether it exists, and the revision read at.
+func (kv *KV) Get(ctx context.Context, key []byte) ([]byte, bool, uint64, error) {
+	return kv.get(ctx, key, false)
+}
+
+// GetSerializable reads key from the member connected to (possibly stale, never torn).
+func (kv *KV) GetSerializable(ctx context.Context, key []byte) ([]byte, bool, uint64, error) {
+	return kv.get(ctx, key, true)
+}
+
+func (kv *KV) get(ctx context.Context, key []byte, serializable bool) ([]byte, bool, uint64, error) {
+	var found C.bool
+	var buf C.accord_buf
+	var revision C.uint64_t
+	err := kv.client.use(func(p *C.accord_client) error {
+		k, kl := bytesArg(key)
+		return cancellable(ctx, func() { C.accord_client_cancel(p) }, func() C.accord_result {
+			return C.accord_kv_get(p, k, kl, C.bool(serializable), &found, &buf, &revision)
+		})
+	})
+	if err != nil {
+		return nil, false, 0, err
+	}
+	return takeBuf(buf), bool(found), uint64(revision), nil
+}
+
+// Delete removes key; returns whether it existed.
+func (kv *KV) Delete(ctx context.Context, key []byte) (bool, error) {
+	var deleted C.bool
+	var revision C.uint64_t
+	err := kv.client.use(func(p *C.accord_client) error {
+		k, kl := bytesArg(key)
+		return cancellable(ctx, func() { C.accord_client_cancel(p) }, func() C.accord_result {
+			return C.accord_kv_delete(p, k, kl, &deleted, &revision)
+		})
+	})
+	return bool(deleted), err
+}
+
+// KeyValue is one key of a range.
+type KeyValue struct {
+	Key   []byte
+	Value []byte
+}
+
+// Range reads the keys under prefix (linearizable), at most limit (0: one reply's worth).
+func (kv *KV) Range(ctx context.Context, prefix []byte, limit uint32) ([]KeyValue, error) {
+	var list *C.accord_kv_list
+	err := kv.client.use(func(p *C.accord_client) error {
+		pp, pl := bytesArg(prefix)
+		return cancellable(ctx, func() { C.accord_client_cancel(p) }, func() C.accord_result {
+			return C.accord_kv_range(p, pp, pl, C.uint32_t(limit), &list)
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer C.accord_kv_list_free(list)
+	n := int(C.accord_kv_list_len(list))
+	out := make([]KeyValue, 0, n)
+	for i := 0; i < n; i++ {
+		var k, v *C.uint8_t
+		var kl, vl C.size_t
+		if err := call(func() C.accord_result {
+			return C.accord_kv_list_entry(list, C.size_t(i), &k, &kl, &v, &vl)
+		}); err != nil {
+			return nil, err
+		}
+		out = append(out, KeyValue{
+			Key:   C.GoBytes(unsafe.Pointer(k), C.int(kl)),
+			Value: C.GoBytes(unsafe.Pointer(v), C.int(vl)),
+		})
+	}
+	return out, nil
+}
+
+// FencedPut sets key to value only if the lock `lock` is still held with fencing token
+// `token` (a deposed holder's write is refused: ok is false).
+func (kv *KV) FencedPut(ctx context.Context, lock []byte, token uint64, key, value []byte) (bool, error) {
+	txn := C.accord_txn_new()
+	defer C.accord_txn_free(txn)
+	n, nl := bytesArg(lock)
+	k, kl := bytesArg(key)
+	v, vl := bytesArg(value)
+	if err := call(func() C.accord_result {
+		return C.accord_txn_compare_lock_token(txn, n, nl, C.uint64_t(token))
+	}); err != nil {
+		return false, err
+	}
+	if err := call(func() C.accord_result { return C.accord_txn_put(txn, true, k, kl, v, vl) }); err != nil {
+		return false, err
+	}
+	var succeeded C.bool
+	var revision C.uint64_t
+	err := kv.client.use(func(p *C.accord_client) error {
+		return cancellable(ctx, func() { C.accord_client_cancel(p) }, func() C.accord_result {
+			return C.accord_kv_txn(p, txn, &succeeded, &revision)
+		})
+	})
+	return bool(succeeded), err
+}

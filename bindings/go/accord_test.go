@@ -1,0 +1,201 @@
+package accord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+func freePorts(t *testing.T, n int) []string {
+	t.Helper()
+	var listeners []net.Listener
+	var addrs []string
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		listeners = append(listeners, l)
+		addrs = append(addrs, l.Addr().String())
+	}
+	for _, l := range listeners {
+		l.Close()
+	}
+	return addrs
+}
+
+// cluster starts three members in this process and returns a client of all three.
+func cluster(t *testing.T) *Client {
+	t.Helper()
+	ctx := context.Background()
+	addrs := freePorts(t, 3)
+	dir := t.TempDir()
+	var nodes []*Node
+	for i := range addrs {
+		peers := map[uint64]string{}
+		for j, a := range addrs {
+			if j != i {
+				peers[uint64(j+1)] = a
+			}
+		}
+		n, err := StartNode(ctx, NodeConfig{ID: uint64(i + 1), Listen: addrs[i], Peers: peers, DataDir: fmt.Sprintf("%s/n%d", dir, i+1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, n)
+	}
+	c, err := Connect(ctx, addrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.Close()
+		for _, n := range nodes {
+			n.Stop()
+		}
+	})
+	return c
+}
+
+func TestKV(t *testing.T) {
+	c := cluster(t)
+	ctx := context.Background()
+	kv := c.KV()
+	rev, err := kv.Put(ctx, []byte("greeting"), []byte("hello"))
+	if err != nil || rev == 0 {
+		t.Fatalf("put: %v %d", err, rev)
+	}
+	value, found, _, err := kv.Get(ctx, []byte("greeting"))
+	if err != nil || !found || string(value) != "hello" {
+		t.Fatalf("get: %q %v %v", value, found, err)
+	}
+	if _, found, _, _ := kv.GetSerializable(ctx, []byte("absent")); found {
+		t.Fatal("found an absent key")
+	}
+	pairs, err := kv.Range(ctx, []byte("gr"), 0)
+	if err != nil || len(pairs) != 1 || string(pairs[0].Value) != "hello" {
+		t.Fatalf("range: %v %v", pairs, err)
+	}
+	deleted, err := kv.Delete(ctx, []byte("greeting"))
+	if err != nil || !deleted {
+		t.Fatalf("delete: %v %v", deleted, err)
+	}
+	if _, err := kv.Put(ctx, nil, []byte("v")); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("an empty key: %v", err)
+	}
+}
+
+func TestMutexHandoffBetweenGoroutinesIsFencedAndOrdered(t *testing.T) {
+	c := cluster(t)
+	ctx := context.Background()
+	var mu sync.Mutex
+	var tokens []uint64
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := c.NewSession(ctx, WithTTL(5*time.Second))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer s.Close()
+			m := s.Mutex("m")
+			for i := 0; i < 3; i++ {
+				token, err := m.Lock(ctx)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				ok, err := c.KV().FencedPut(ctx, []byte("m"), token, []byte("data"), []byte(fmt.Sprint(token)))
+				if err != nil || !ok {
+					t.Errorf("the holder's fenced write failed: %v %v", ok, err)
+				}
+				mu.Lock()
+				tokens = append(tokens, token)
+				mu.Unlock()
+				if err := m.Unlock(ctx); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(tokens) != 12 {
+		t.Fatalf("%d grants", len(tokens))
+	}
+	seen := map[uint64]bool{}
+	for _, tok := range tokens {
+		if seen[tok] {
+			t.Fatalf("token %d granted twice", tok)
+		}
+		seen[tok] = true
+	}
+	// A stale token's fenced write is refused.
+	ok, err := c.KV().FencedPut(ctx, []byte("m"), tokens[0], []byte("data"), []byte("stale"))
+	if err != nil || ok {
+		t.Fatalf("a stale fenced write: %v %v", ok, err)
+	}
+}
+
+func TestCancellingABlockedLockReturnsWithin100ms(t *testing.T) {
+	c := cluster(t)
+	ctx := context.Background()
+	holder, err := c.NewSession(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	waiter, err := c.NewSession(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer waiter.Close()
+	if _, err := holder.Mutex("m").Lock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		cancel()
+	}()
+	started := time.Now()
+	_, err = waiter.Mutex("m").Lock(wctx)
+	took := time.Since(started) - 300*time.Millisecond
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("a cancelled wait returned %v", err)
+	}
+	// The library notices a cancellation within its 200 ms wait step; the target is 100 ms.
+	if took > 400*time.Millisecond {
+		t.Fatalf("the cancelled wait returned %v after the cancellation", took)
+	}
+	// A deadline bounds the wait too.
+	dctx, done := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer done()
+	if _, err := waiter.Mutex("m").Lock(dctx); err == nil {
+		t.Fatal("a wait past its deadline succeeded")
+	}
+}
+
+func TestClosedHandlesReturnErrShutdown(t *testing.T) {
+	c := cluster(t)
+	ctx := context.Background()
+	s, err := c.NewSession(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s.Close()
+	if _, err := s.Mutex("m").Lock(ctx); !errors.Is(err, ErrShutdown) {
+		t.Fatalf("lock after close: %v", err)
+	}
+	c.Close()
+	if _, err := c.KV().Put(ctx, []byte("k"), []byte("v")); !errors.Is(err, ErrShutdown) {
+		t.Fatalf("put after close: %v", err)
+	}
+}

@@ -1,0 +1,3 @@
+module github.com/accord-engine/accord/bindings/go
+
+go 1.22

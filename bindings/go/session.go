@@ -1,0 +1,190 @@
+package accord
+
+/*
+#include <stdlib.h>
+#include "accord.h"
+*/
+import "C"
+
+import (
+	"context"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// SessionState is how sure this process is that a session is alive.
+type SessionState uint32
+
+// Session states.
+const (
+	SessionHeld    SessionState = SessionState(C.ACCORD_SESSION_STATE_HELD)
+	SessionSuspect SessionState = SessionState(C.ACCORD_SESSION_STATE_SUSPECT)
+	SessionLost    SessionState = SessionState(C.ACCORD_SESSION_STATE_LOST)
+)
+
+func (s SessionState) String() string {
+	return C.GoString(C.accord_session_state_str(C.accord_session_state(s)))
+}
+
+type sessionOptions struct{ ttl time.Duration }
+
+// SessionOption configures NewSession.
+type SessionOption func(*sessionOptions)
+
+// WithTTL sets the session's TTL (1 s to a day; default 10 s).
+func WithTTL(ttl time.Duration) SessionOption { return func(o *sessionOptions) { o.ttl = ttl } }
+
+// Session is the liveness everything it holds depends on: locks, leadership, group
+// presence, queue claims. Kept alive by a thread of the library. Close it to release
+// everything at once.
+type Session struct {
+	mu  sync.RWMutex
+	ptr *C.accord_session
+}
+
+// NewSession opens a session on the client's cluster.
+func (c *Client) NewSession(ctx context.Context, opts ...SessionOption) (*Session, error) {
+	o := sessionOptions{ttl: 10 * time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	ttl := o.ttl.Milliseconds()
+	if ttl < 0 || ttl > 0xffffffff {
+		return nil, &Error{Code: uint32(C.ACCORD_ERR_INVALID_ARGUMENT), Message: "TTL out of range", kind: ErrInvalidArgument}
+	}
+	var ptr *C.accord_session
+	err := c.use(func(p *C.accord_client) error {
+		return cancellable(ctx, func() { C.accord_client_cancel(p) }, func() C.accord_result {
+			return C.accord_session_create(p, C.uint32_t(ttl), &ptr)
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{ptr: ptr}
+	runtime.SetFinalizer(s, func(s *Session) { s.free() })
+	return s, nil
+}
+
+func (s *Session) use(f func(*C.accord_session) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.ptr == nil {
+		return &Error{Code: uint32(C.ACCORD_ERR_SHUTDOWN), Message: "the session was closed", kind: ErrShutdown}
+	}
+	err := f(s.ptr)
+	runtime.KeepAlive(s)
+	return err
+}
+
+// ID is the session's id.
+func (s *Session) ID() (uint64, error) {
+	var id C.uint64_t
+	err := s.use(func(p *C.accord_session) error {
+		return call(func() C.accord_result { return C.accord_session_id(p, &id) })
+	})
+	return uint64(id), err
+}
+
+// State is the session's state now (by the safety clock).
+func (s *Session) State() (SessionState, error) {
+	var state C.accord_session_state
+	err := s.use(func(p *C.accord_session) error {
+		return call(func() C.accord_result { return C.accord_session_status(p, &state) })
+	})
+	return SessionState(state), err
+}
+
+// Close ends the session: everything it held is released at once. Idempotent.
+func (s *Session) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ptr == nil {
+		return nil
+	}
+	err := call(func() C.accord_result { return C.accord_session_close(s.ptr) })
+	C.accord_session_free(s.ptr)
+	s.ptr = nil
+	if err != nil && !isShutdown(err) {
+		return err
+	}
+	return nil
+}
+
+func (s *Session) free() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ptr != nil {
+		C.accord_session_free(s.ptr)
+		s.ptr = nil
+	}
+}
+
+func isShutdown(err error) bool {
+	e, ok := err.(*Error)
+	return ok && e.kind == ErrShutdown
+}
+
+// Mutex is a mutex named in the cluster, taken for this session.
+func (s *Session) Mutex(name string) *Mutex { return &Mutex{session: s, name: []byte(name)} }
+
+// Mutex is a lock held by one session at a time, FIFO, with fencing tokens.
+type Mutex struct {
+	session *Session
+	name    []byte
+	mu      sync.Mutex
+	lock    *C.accord_lock
+	token   uint64
+}
+
+// Lock takes the mutex, waiting (FIFO) until ctx is done; returns the grant's fencing token.
+// Cancelling ctx withdraws the wait.
+func (m *Mutex) Lock(ctx context.Context) (uint64, error) {
+	var lock *C.accord_lock
+	err := m.session.use(func(p *C.accord_session) error {
+		n, nl := bytesArg(m.name)
+		return cancellable(ctx, func() { C.accord_session_cancel(p) }, func() C.accord_result {
+			return C.accord_lock_acquire(p, n, nl, C.ACCORD_LOCK_MUTEX, 0, timeoutMs(ctx, time.Hour), false, &lock)
+		})
+	})
+	if err != nil {
+		return 0, err
+	}
+	var token C.uint64_t
+	if err := call(func() C.accord_result { return C.accord_lock_token(lock, &token) }); err != nil {
+		C.accord_lock_free(lock)
+		return 0, err
+	}
+	m.mu.Lock()
+	m.lock, m.token = lock, uint64(token)
+	m.mu.Unlock()
+	return uint64(token), nil
+}
+
+// IsHeld says whether the mutex is surely still held (the session's safety clock).
+func (m *Mutex) IsHeld() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lock != nil && bool(C.accord_lock_is_held(m.lock))
+}
+
+// Token is the current grant's fencing token (0 when not held).
+func (m *Mutex) Token() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.token
+}
+
+// Unlock releases the mutex.
+func (m *Mutex) Unlock(ctx context.Context) error {
+	m.mu.Lock()
+	lock := m.lock
+	m.lock, m.token = nil, 0
+	m.mu.Unlock()
+	if lock == nil {
+		return nil
+	}
+	defer C.accord_lock_free(lock)
+	return call(func() C.accord_result { return C.accord_lock_release(lock) })
+}
