@@ -175,6 +175,14 @@ func takeBuf(buf C.accord_buf) []byte {
 	return C.GoBytes(unsafe.Pointer(buf.data), C.int(buf.len))
 }
 
+// goBytes copies C bytes into Go memory.
+func goBytes(data *C.uint8_t, length C.size_t) []byte {
+	if data == nil || length == 0 {
+		return []byte{}
+	}
+	return C.GoBytes(unsafe.Pointer(data), C.int(length))
+}
+
 // Version is the library's version.
 func Version() string { return C.GoString(C.accord_version()) }
 
