@@ -793,7 +793,7 @@ accord_result accord_session_wait_change(const struct accord_session *session,
 
 /*
  Cancels the blocking calls in progress on this session (from any thread): they withdraw
- and return `ACCORD_ERR_CANCELLED` (within about 200 ms).
+ and return `ACCORD_ERR_CANCELLED` (within about 50 ms).
  */
 accord_result accord_session_cancel(const struct accord_session *session);
 

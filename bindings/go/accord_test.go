@@ -170,8 +170,10 @@ func TestCancellingABlockedLockReturnsWithin100ms(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("a cancelled wait returned %v", err)
 	}
-	// The library notices a cancellation within its 200 ms wait step; the target is 100 ms.
-	if took > 400*time.Millisecond {
+	// The library looks at cancellations every 40 ms, then withdraws the wait (one write):
+	// the target is 100 ms; a loaded machine gets some slack.
+	t.Logf("a cancelled Lock returned %v after its context was cancelled", took)
+	if took > 150*time.Millisecond {
 		t.Fatalf("the cancelled wait returned %v after the cancellation", took)
 	}
 	// A deadline bounds the wait too.

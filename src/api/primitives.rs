@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 /// Watch connections a session keeps for its blocking calls.
 const WAIT_STREAMS_KEPT: usize = 2;
 
+/// How often a blocked call looks at its session's state and cancellation (a cancelled wait
+/// returns within about this long, plus its withdrawal's round trip).
+const WAIT_STEP: Duration = Duration::from_millis(40);
+
 use parking_lot::Mutex;
 
 use super::client::{deadline_after, unexpected, Client};
@@ -553,7 +557,7 @@ impl Session {
                 }
                 let step = deadline
                     .saturating_duration_since(Instant::now())
-                    .min(Duration::from_millis(200));
+                    .min(WAIT_STEP);
                 match stream.next(step)? {
                     Some((_, WatchItem::Events(events))) => {
                         if let Some(granted) = grant_in(&events, name, me)? {

@@ -116,7 +116,7 @@ pub unsafe extern "C" fn accord_session_wait_change(
 }
 
 /// Cancels the blocking calls in progress on this session (from any thread): they withdraw
-/// and return `ACCORD_ERR_CANCELLED` (within about 200 ms).
+/// and return `ACCORD_ERR_CANCELLED` (within about 50 ms).
 #[no_mangle]
 pub unsafe extern "C" fn accord_session_cancel(session: *const accord_session) -> accord_result {
     guard(|| {
