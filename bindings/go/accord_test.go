@@ -28,6 +28,16 @@ func freePorts(t *testing.T, n int) []string {
 	return addrs
 }
 
+func freePortsB(b *testing.B) string {
+	b.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
 // cluster starts three members in this process and returns a client of all three.
 func cluster(t *testing.T) *Client {
 	t.Helper()
