@@ -92,7 +92,9 @@ deps:
 	done
 
 # The Python package: a virtual environment in target/venv with maturin, pytest and mypy
-# (created and filled once), the package built into it by maturin, then the stubs checked
+# (created and filled once), the package built into it by maturin (in target/python: its
+# libaccord carries the Python module and must not replace the C library in target/release,
+# which the C and Go tests link), then the stubs checked
 # against the native module (stubtest), the package type-checked, and the pytest suite.
 PYTHON ?= python3
 VENV := target/venv
@@ -101,7 +103,8 @@ test-python: deps build
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@$(VENV)/bin/python -c "import maturin, pytest, pytest_asyncio, mypy" 2>/dev/null || \
 		$(VENV)/bin/pip install -q --disable-pip-version-check $(PY_TOOLS)
-	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --release --quiet
+	VIRTUAL_ENV=$(abspath $(VENV)) CARGO_TARGET_DIR=$(abspath target/python) \
+		$(VENV)/bin/maturin develop --release --quiet
 	cd target && ../$(VENV)/bin/python -m mypy.stubtest accord._native
 	$(VENV)/bin/python -m mypy --strict python/accord
 	$(VENV)/bin/python -m pytest -q python/tests
