@@ -109,9 +109,11 @@ test-python: deps build
 	$(VENV)/bin/python -m mypy --strict python/accord
 	$(VENV)/bin/python -m pytest -q python/tests
 
-# The Go package (cgo over target/release/libaccord.so), with the race detector.
+# The Go package (cgo over target/release/libaccord.so), with the race detector, then again
+# under constant garbage collection (-tags gcstress) to expose lifetime bugs.
 test-go: build
-	cd bindings/go && go vet ./... && go test -race -count=1 ./...
+	cd bindings/go && go vet ./... && go test -race -count=1 ./... && \
+		go test -race -count=1 -tags gcstress ./...
 
 # The C tests link target/release/libaccord.so: build it first.
 test-rust: deps build
