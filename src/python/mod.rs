@@ -459,19 +459,8 @@ impl NativeClient {
 }
 
 fn parse_space(space: &str) -> PyResult<Space> {
-    [
-        Space::Kv,
-        Space::Lock,
-        Space::Election,
-        Space::Group,
-        Space::Queue,
-        Space::Barrier,
-        Space::Counter,
-        Space::Session,
-    ]
-    .into_iter()
-    .find(|s| s.name() == space)
-    .ok_or_else(|| InvalidArgument::new_err(format!("{space:?} is not a space")))
+    Space::from_name(space)
+        .ok_or_else(|| InvalidArgument::new_err(format!("{space:?} is not a space")))
 }
 
 fn event_kind(kind: &EventKind) -> &'static str {

@@ -375,19 +375,8 @@ pub fn watch_main(arguments: Vec<String>) -> Result<ExitCode, String> {
     let [prefix] = args.words.as_slice() else {
         return usage("accord watch takes one PREFIX");
     };
-    let space = [
-        Space::Kv,
-        Space::Lock,
-        Space::Election,
-        Space::Group,
-        Space::Queue,
-        Space::Barrier,
-        Space::Counter,
-        Space::Session,
-    ]
-    .into_iter()
-    .find(|s| s.name() == space)
-    .ok_or_else(|| format!("--space {space}: not a space\n\n{HELP}"))?;
+    let space = Space::from_name(&space)
+        .ok_or_else(|| format!("--space {space}: not a space\n\n{HELP}"))?;
     catch_interrupts();
     let client = Client::connect(common.config).map_err(|e| e.to_string())?;
     let from = match from {

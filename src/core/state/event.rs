@@ -58,6 +58,14 @@ impl Space {
             Space::Session => "session",
         }
     }
+
+    /// The space whose [`name`](Space::name) this is; the inverse the CLI and
+    /// the Python binding share to parse a space the user typed.
+    pub fn from_name(name: &str) -> Option<Space> {
+        (1..=8)
+            .filter_map(|code| Space::from_code(code).ok())
+            .find(|s| s.name() == name)
+    }
 }
 
 /// Why a session stopped holding or waiting for something.
@@ -262,5 +270,19 @@ impl Effects<'_> {
         let event = Event::new(*self.revision, space, key, kind);
         self.events.push(event);
         self.events.last_mut().expect("just pushed")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Space;
+
+    #[test]
+    fn every_space_name_parses_back_to_its_space() {
+        for code in 1..=8 {
+            let space = Space::from_code(code).unwrap();
+            assert_eq!(Space::from_name(space.name()), Some(space));
+        }
+        assert_eq!(Space::from_name("kvv"), None);
     }
 }
