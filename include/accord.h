@@ -777,14 +777,16 @@ accord_result accord_session_create(const struct accord_client *client,
 accord_result accord_session_id(const struct accord_session *session, uint64_t *id_out);
 
 /*
- The session's state now (`ACCORD_SESSION_STATE_*`), checked against its safety clock.
+ The session's state now (`ACCORD_SESSION_STATE_*`), checked against its safety clock;
+ `ACCORD_SESSION_STATE_LOST` once it was closed.
  */
 accord_result accord_session_status(const struct accord_session *session,
                                     accord_session_state *status_out);
 
 /*
  Waits up to `timeout_ms` for the status to differ from `from`; writes the status then
- (equal to `from` if nothing changed in time).
+ (equal to `from` if nothing changed in time; `ACCORD_SESSION_STATE_LOST` at once for a
+ closed session).
  */
 accord_result accord_session_wait_change(const struct accord_session *session,
                                          accord_session_state from,
@@ -798,8 +800,8 @@ accord_result accord_session_wait_change(const struct accord_session *session,
 accord_result accord_session_cancel(const struct accord_session *session);
 
 /*
- Ends the session now, releasing everything it holds; later calls on it return
- `ACCORD_ERR_SHUTDOWN`.
+ Ends the session now, releasing everything it holds; its state is then
+ `ACCORD_SESSION_STATE_LOST`, and later calls on it return `ACCORD_ERR_SHUTDOWN`.
  */
 accord_result accord_session_close(const struct accord_session *session);
 

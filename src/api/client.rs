@@ -221,6 +221,14 @@ impl Client {
     }
 
     fn get_with(&self, key: &[u8], serializable: bool) -> Result<(Option<KeyValue>, u64)> {
+        // A key that no write could create is a mistake, refused as writes refuse it.
+        if key.is_empty() || key.len() > crate::limits::KEY_BYTES_MAX {
+            return Err(Error::InvalidArgument(format!(
+                "keys must be 1..={} bytes, not {}",
+                crate::limits::KEY_BYTES_MAX,
+                key.len()
+            )));
+        }
         let op = ClientOp::Get {
             key: key.to_vec(),
             serializable,
@@ -233,8 +241,8 @@ impl Client {
         }
     }
 
-    /// Keys starting with `prefix` (linearizable), at most `limit`; the flag says whether
-    /// more matched.
+    /// Keys starting with `prefix` (linearizable), at most `limit` (0: as many as one reply
+    /// holds); the flag says whether more matched.
     pub fn range(&self, prefix: &[u8], limit: u32) -> Result<(Vec<KeyValue>, bool, u64)> {
         let op = ClientOp::Range {
             prefix: prefix.to_vec(),

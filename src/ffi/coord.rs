@@ -79,21 +79,29 @@ pub unsafe extern "C" fn accord_session_id(
     })
 }
 
-/// The session's state now (`ACCORD_SESSION_STATE_*`), checked against its safety clock.
+/// The session's state now (`ACCORD_SESSION_STATE_*`), checked against its safety clock;
+/// `ACCORD_SESSION_STATE_LOST` once it was closed.
 #[no_mangle]
 pub unsafe extern "C" fn accord_session_status(
     session: *const accord_session,
     status_out: *mut accord_session_state,
 ) -> accord_result {
     guard(|| {
-        let session = unsafe { handle(session, "session") }?.get()?;
-        *unsafe { out(status_out, "status_out") }? = status_code(session.status());
+        let handle = unsafe { handle(session, "session") }?;
+        let status_out = unsafe { out(status_out, "status_out") }?;
+        // A closed session is lost, as every other binding reports it: the state says
+        // what the session is, not whether the handle is open.
+        *status_out = match handle.get() {
+            Ok(session) => status_code(session.status()),
+            Err(_) => ACCORD_SESSION_STATE_LOST,
+        };
         Ok(())
     })
 }
 
 /// Waits up to `timeout_ms` for the status to differ from `from`; writes the status then
-/// (equal to `from` if nothing changed in time).
+/// (equal to `from` if nothing changed in time; `ACCORD_SESSION_STATE_LOST` at once for a
+/// closed session).
 #[no_mangle]
 pub unsafe extern "C" fn accord_session_wait_change(
     session: *const accord_session,
@@ -102,7 +110,11 @@ pub unsafe extern "C" fn accord_session_wait_change(
     status_out: *mut accord_session_state,
 ) -> accord_result {
     guard(|| {
-        let session = unsafe { handle(session, "session") }?.get()?;
+        let handle = unsafe { handle(session, "session") }?;
+        let Ok(session) = handle.get() else {
+            *unsafe { out(status_out, "status_out") }? = ACCORD_SESSION_STATE_LOST;
+            return Ok(());
+        };
         let status_out = unsafe { out(status_out, "status_out") }?;
         let from = match from {
             ACCORD_SESSION_STATE_HELD => SessionStatus::Held,
@@ -126,8 +138,8 @@ pub unsafe extern "C" fn accord_session_cancel(session: *const accord_session) -
     })
 }
 
-/// Ends the session now, releasing everything it holds; later calls on it return
-/// `ACCORD_ERR_SHUTDOWN`.
+/// Ends the session now, releasing everything it holds; its state is then
+/// `ACCORD_SESSION_STATE_LOST`, and later calls on it return `ACCORD_ERR_SHUTDOWN`.
 #[no_mangle]
 pub unsafe extern "C" fn accord_session_close(session: *const accord_session) -> accord_result {
     guard(|| {

@@ -640,7 +640,12 @@ impl StateMachine {
     /// [`RANGE_RESULTS_MAX`]) and about [`RANGE_BYTES_MAX`] bytes (always at least one key);
     /// the flag says whether more matched.
     pub fn range(&self, prefix: &[u8], limit: usize) -> (Vec<KeyValue>, bool) {
-        let limit = limit.clamp(1, RANGE_RESULTS_MAX);
+        // 0 asks for as many as one reply holds (as the C ABI documents); never fewer than 1.
+        let limit = if limit == 0 {
+            RANGE_RESULTS_MAX
+        } else {
+            limit.min(RANGE_RESULTS_MAX)
+        };
         let mut matching = self
             .data
             .range(prefix.to_vec()..)
