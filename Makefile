@@ -34,7 +34,7 @@ help:
 	@echo "make bench-local - a 3-process cluster on loopback: put/get/failover/memory next to the floor"
 	@echo "make bench-ffi - the C ABI's cost per call next to the Rust API"
 	@echo "make test-python - build the Python package into target/venv; stubtest, mypy, pytest"
-	@echo "make test-go   - the Go package's tests with the race detector"
+	@echo "make test-go   - the Go package's tests (conformance scenarios included) with the race detector"
 	@echo "make bench-python - Python's cost per call next to Rust; puts/s from one Python thread"
 	@echo "make header    - regenerate include/accord.h from src/ffi (commit it)"
 	@echo "make install   - install libaccord (.so, .a), accord.h, accord.hpp, accord.pc under PREFIX"

@@ -403,25 +403,36 @@ func (kv *KV) Range(ctx context.Context, prefix []byte, limit uint32) ([]KeyValu
 // FencedPut sets key to value only if the lock `lock` is still held with fencing token
 // `token` (a deposed holder's write is refused: ok is false).
 func (kv *KV) FencedPut(ctx context.Context, lock []byte, token uint64, key, value []byte) (bool, error) {
-	txn := C.accord_txn_new()
-	defer C.accord_txn_free(txn)
-	n, nl := bytesArg(lock)
-	k, kl := bytesArg(key)
-	v, vl := bytesArg(value)
-	if err := call(func() C.accord_result {
-		return C.accord_txn_compare_lock_token(txn, n, nl, C.uint64_t(token))
-	}); err != nil {
-		return false, err
-	}
-	if err := call(func() C.accord_result { return C.accord_txn_put(txn, true, k, kl, v, vl) }); err != nil {
-		return false, err
-	}
-	var succeeded C.bool
-	var revision C.uint64_t
-	err := kv.client.use(func(p *C.accord_client) error {
+	response, err := kv.Txn(ctx).If(LockTokenIs(string(lock), token)).Then(OpPut(key, value)).Commit()
+	return response.Succeeded, err
+}
+
+// Status is a member's view of the cluster.
+type Status struct {
+	// ID is the member answering.
+	ID uint64
+	// Leader is the leader it knows (0: none); IsLeader says whether it is that member.
+	Leader   uint64
+	IsLeader bool
+	Term     uint64
+	// Commit, Applied and LastIndex are its log positions; Revision its state's revision.
+	Commit    uint64
+	Applied   uint64
+	LastIndex uint64
+	Revision  uint64
+}
+
+// Status asks the member the client talks to for its view of the cluster.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var s C.accord_status
+	err := c.use(func(p *C.accord_client) error {
 		return cancellable(ctx, func() { C.accord_client_cancel(p) }, func() C.accord_result {
-			return C.accord_kv_txn(p, txn, &succeeded, &revision)
+			return C.accord_client_status(p, &s)
 		})
 	})
-	return bool(succeeded), err
+	return Status{
+		ID: uint64(s.id), Leader: uint64(s.leader), IsLeader: s.role == C.ACCORD_ROLE_LEADER,
+		Term: uint64(s.term), Commit: uint64(s.commit), Applied: uint64(s.applied),
+		LastIndex: uint64(s.last_index), Revision: uint64(s.revision),
+	}, err
 }

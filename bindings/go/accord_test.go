@@ -41,6 +41,14 @@ func freePortsB(b *testing.B) string {
 // cluster starts three members in this process and returns a client of all three.
 func cluster(t *testing.T) *Client {
 	t.Helper()
+	_, _, c := clusterNodes(t)
+	return c
+}
+
+// clusterNodes starts three members in this process; returns them (member i+1 is nodes[i]),
+// their addresses and a client of all three. They are stopped when the test ends.
+func clusterNodes(t *testing.T) ([]*Node, []string, *Client) {
+	t.Helper()
 	ctx := context.Background()
 	addrs := freePorts(t, 3)
 	dir := t.TempDir()
@@ -68,7 +76,7 @@ func cluster(t *testing.T) *Client {
 			n.Stop()
 		}
 	})
-	return c
+	return nodes, addrs, c
 }
 
 func TestKV(t *testing.T) {

@@ -143,6 +143,28 @@ type Leader struct {
 	Revision uint64
 }
 
+// Leader is election `name`'s leader now (linearizable); Present is false when there is
+// none. No session is needed.
+func (c *Client) Leader(ctx context.Context, name string) (Leader, error) {
+	var found C.bool
+	var session, token C.uint64_t
+	var buf C.accord_buf
+	err := c.use(func(p *C.accord_client) error {
+		n, nl := bytesArg([]byte(name))
+		return cancellable(ctx, func() { C.accord_client_cancel(p) }, func() C.accord_result {
+			return C.accord_election_leader(p, n, nl, &found, &session, &token, &buf)
+		})
+	})
+	if err != nil {
+		return Leader{}, err
+	}
+	value := takeBuf(buf)
+	if !bool(found) {
+		return Leader{}, nil
+	}
+	return Leader{Present: true, Session: uint64(session), Token: uint64(token), Value: value}, nil
+}
+
 // Observe sends election `name`'s leadership changes (the first is the leader now) until ctx
 // is done; the channel is closed then, or on an error.
 func (c *Client) Observe(ctx context.Context, name string) (<-chan Leader, error) {
@@ -208,6 +230,42 @@ func (s *Session) Join(ctx context.Context, group, member string, metadata []byt
 	}, nil
 }
 
+// Member is a member of a group.
+type Member struct {
+	ID       string
+	Session  uint64
+	Metadata []byte
+}
+
+// Members lists `group`'s members now (linearizable), in member order. No session is needed.
+func (c *Client) Members(ctx context.Context, group string) ([]Member, error) {
+	var list *C.accord_member_list
+	err := c.use(func(p *C.accord_client) error {
+		g, gl := bytesArg([]byte(group))
+		return cancellable(ctx, func() { C.accord_client_cancel(p) }, func() C.accord_result {
+			return C.accord_group_members(p, g, gl, &list)
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer C.accord_member_list_free(list)
+	n := int(C.accord_member_list_len(list))
+	out := make([]Member, 0, n)
+	for i := 0; i < n; i++ {
+		var id, metadata *C.uint8_t
+		var idLen, metadataLen C.size_t
+		var session C.uint64_t
+		if err := call(func() C.accord_result {
+			return C.accord_member_list_entry(list, C.size_t(i), &id, &idLen, &session, &metadata, &metadataLen)
+		}); err != nil {
+			return nil, err
+		}
+		out = append(out, Member{ID: string(goBytes(id, idLen)), Session: uint64(session), Metadata: goBytes(metadata, metadataLen)})
+	}
+	return out, nil
+}
+
 // Enqueue adds `payload` to `queue`; returns the item's id.
 func (c *Client) Enqueue(ctx context.Context, queue string, payload []byte) (uint64, error) {
 	var item C.uint64_t
@@ -252,6 +310,10 @@ func (s *Session) Claim(ctx context.Context, queue string) (*Claim, error) {
 	}
 	return &Claim{ptr: ptr, Item: uint64(item), Token: uint64(token), Payload: goBytes(payload, length)}, nil
 }
+
+// IsHeld says whether the claim surely still holds (not settled, its session not lost by
+// the safety clock). When false, stop working on the item: it will be redelivered.
+func (c *Claim) IsHeld() bool { return c.ptr != nil && bool(C.accord_claim_is_held(c.ptr)) }
 
 // Ack acknowledges the item (it leaves the queue for good); Release gives it back.
 func (c *Claim) Ack() error { return c.settle(true) }
@@ -363,4 +425,16 @@ func (kv *KV) Watch(ctx context.Context, prefix []byte, from uint64) (<-chan Eve
 		}
 	}()
 	return events, failed, nil
+}
+
+// Counter is counter `name`'s value (linearizable; 0 if never added to).
+func (c *Client) Counter(ctx context.Context, name string) (int64, error) {
+	var value C.int64_t
+	err := c.use(func(p *C.accord_client) error {
+		n, nl := bytesArg([]byte(name))
+		return cancellable(ctx, func() { C.accord_client_cancel(p) }, func() C.accord_result {
+			return C.accord_counter_get(p, n, nl, &value)
+		})
+	})
+	return int64(value), err
 }

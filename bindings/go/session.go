@@ -41,6 +41,9 @@ func WithTTL(ttl time.Duration) SessionOption { return func(o *sessionOptions) {
 type Session struct {
 	mu  sync.RWMutex
 	ptr *C.accord_session
+	// done is closed once the session is lost or closed (made by Done's first call).
+	doneOnce sync.Once
+	done     chan struct{}
 }
 
 // NewSession opens a session on the client's cluster.
@@ -87,13 +90,44 @@ func (s *Session) ID() (uint64, error) {
 	return uint64(id), err
 }
 
-// State is the session's state now (by the safety clock).
+// State is the session's state now (by the safety clock); SessionLost once closed.
 func (s *Session) State() (SessionState, error) {
+	s.mu.RLock()
+	closed := s.ptr == nil
+	s.mu.RUnlock()
+	if closed {
+		return SessionLost, nil
+	}
 	var state C.accord_session_state
 	err := s.use(func(p *C.accord_session) error {
 		return call(func() C.accord_result { return C.accord_session_status(p, &state) })
 	})
 	return SessionState(state), err
+}
+
+// Done returns a channel closed once the session is lost (expired, or no longer provably
+// alive by the safety clock) or closed: from then on nothing it held may be relied on.
+func (s *Session) Done() <-chan struct{} {
+	s.doneOnce.Do(func() {
+		s.done = make(chan struct{})
+		go func() {
+			defer close(s.done)
+			// Polls in short waits so that Close, which takes the handle, is never held up
+			// for longer than one of them.
+			state := C.accord_session_state(SessionHeld)
+			for state != C.ACCORD_SESSION_STATE_LOST {
+				err := s.use(func(p *C.accord_session) error {
+					return call(func() C.accord_result {
+						return C.accord_session_wait_change(p, state, 100, &state)
+					})
+				})
+				if err != nil {
+					return
+				}
+			}
+		}()
+	})
+	return s.done
 }
 
 // Close ends the session: everything it held is released at once. Idempotent.

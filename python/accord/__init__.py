@@ -457,6 +457,14 @@ class Client:
     def enqueue(self, queue: Bytes, payload: Bytes) -> int:
         return self._native.enqueue(_b(queue, "queue"), _b(payload, "payload"))
 
+    def leader(self, election: Bytes) -> Optional[Tuple[int, int, bytes]]:
+        """(session, token, value) of `election`'s leader now, or None; no session needed."""
+        return self._native.leader(_b(election, "name"))
+
+    def members(self, group: Bytes) -> List[Tuple[bytes, int, bytes]]:
+        """[(member id, session, metadata)] of `group` now, in member order; no session needed."""
+        return self._native.members(_b(group, "group"))
+
     def watch(
         self, prefix: Bytes = b"", *, space: str = "kv", start_revision: Optional[int] = None
     ) -> Watch:
