@@ -110,8 +110,9 @@ test-python: deps build
 	$(VENV)/bin/python -m pytest -q python/tests
 
 # The Go package (cgo over target/release/libaccord.so), with the race detector, then again
-# under constant garbage collection (-tags gcstress) to expose lifetime bugs.
-test-go: build
+# under constant garbage collection (-tags gcstress) to expose lifetime bugs. One test builds a
+# program outside the repository against an installed library (pkg-config, from deps).
+test-go: deps build
 	cd bindings/go && go vet ./... && go test -race -count=1 ./... && \
 		go test -race -count=1 -tags gcstress ./...
 

@@ -2,9 +2,18 @@
 // cluster, take locks that stay safe through pauses and partitions, elect leaders, and
 // replicate small state, without a separate etcd, ZooKeeper or Consul.
 //
-// It calls the C ABI (include/accord.h) through cgo and links libaccord from the repository's
-// target/release directory: build it first with `make build` (or `cargo build --release`) at
-// the repository root, then `go build` / `go test` here.
+// It calls the C ABI (include/accord.h) through cgo. Inside the repository it links libaccord
+// from target/release: build it first with `make build` at the repository root. Elsewhere,
+// install the library (`make install`) and build with CGO_CFLAGS and CGO_LDFLAGS from
+// `pkg-config --cflags --libs accord` (see the repository's README).
+//
+// C never keeps a Go pointer: byte slices are passed for the duration of a call only, and
+// watches and election observers are goroutines that poll the library (each poll waits at
+// most 100 ms in C) instead of C calling back into Go. Polling was chosen over callbacks
+// through cgo.Handle because a callback runs on a library thread and must not block, so it
+// could only drop events or buffer them without bound when the Go consumer is slow; a poll
+// asks for the next events only once the channel has taken the previous ones, which is
+// back-pressure with a bounded buffer, and never loses an event.
 //
 // Every call takes a context.Context: its deadline bounds the call and its cancellation
 // cancels the call in C. Errors wrap sentinel values for errors.Is (ErrTimeout,

@@ -106,7 +106,9 @@ func (s *Session) State() (SessionState, error) {
 }
 
 // Done returns a channel closed once the session is lost (expired, or no longer provably
-// alive by the safety clock) or closed: from then on nothing it held may be relied on.
+// alive by the safety clock) or closed: from then on nothing it held may be relied on. The
+// goroutine behind it keeps the session referenced until then, so close a session whose Done
+// was asked for rather than leaving it to its finalizer.
 func (s *Session) Done() <-chan struct{} {
 	s.doneOnce.Do(func() {
 		s.done = make(chan struct{})
