@@ -43,6 +43,14 @@ static double accord_go_c_gets(accord_client *client, const uint8_t *key, size_t
 	double ns = (double)(end.tv_sec - start.tv_sec) * 1e9 + (double)(end.tv_nsec - start.tv_nsec);
 	return calls ? ns / calls : 0;
 }
+
+// CPU time of the calling thread, in nanoseconds (the overhead benchmark's clock: it leaves
+// out the time the thread waits for the member's event loop, the noisy part of a call).
+static int64_t accord_go_thread_cpu_ns(void) {
+	struct timespec t;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+	return (int64_t)t.tv_sec * 1000000000 + (int64_t)t.tv_nsec;
+}
 */
 import "C"
 
@@ -67,6 +75,21 @@ func cGetsNanos(c *Client, key []byte, calls uint32) float64 {
 	})
 	return float64(ns)
 }
+
+// rawGetSerializable is a serializable get made with the bare cgo calls (no context, no
+// locking, no error translation): the overhead benchmark's reference for what this
+// package's wrapper adds on top of cgo.
+func rawGetSerializable(c *Client, key []byte) bool {
+	var found C.bool
+	var buf C.accord_buf
+	var revision C.uint64_t
+	code := C.accord_kv_get(c.ptr, (*C.uint8_t)(unsafe.Pointer(&key[0])), C.size_t(len(key)), true, &found, &buf, &revision)
+	C.accord_buf_free(buf)
+	return code == C.ACCORD_OK
+}
+
+// threadCPUNanos is the calling OS thread's CPU time (for benchmarks; lock the thread).
+func threadCPUNanos() int64 { return int64(C.accord_go_thread_cpu_ns()) }
 
 // Errors, for errors.Is.
 var (
