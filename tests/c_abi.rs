@@ -5,29 +5,12 @@
 //!
 //! The programs link `target/release/libaccord.so`: `make test` builds it before the tests.
 
+mod common;
+use common::{library_dir, root};
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The directory holding `libaccord.so` (this test binary lives in its `deps/`).
-fn library_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>")
-        .to_path_buf();
-    assert!(
-        dir.join("libaccord.so").exists(),
-        "{} has no libaccord.so: run `cargo build --release` first (make test does)",
-        dir.display()
-    );
-    dir
-}
 
 fn run(command: &mut Command, what: &str) -> String {
     let output = command

@@ -4,6 +4,9 @@
 //!
 //! The C runner links `target/release/libaccord.so`: `make test` builds it first.
 
+mod common;
+use common::{library_dir, root};
+
 use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -15,10 +18,6 @@ use accord::api::{
     NodeConfig, Op, Session, SessionStatus, Space, WatchItem, WatchStream,
 };
 use accord::Error;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn scenarios() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("tests/conformance"))
@@ -555,22 +554,6 @@ fn the_scenarios_pass_through_the_rust_api() {
             path.file_name().unwrap().to_string_lossy()
         );
     }
-}
-
-/// The directory holding `libaccord.so` (this test binary lives in its `deps/`).
-fn library_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>")
-        .to_path_buf();
-    assert!(
-        dir.join("libaccord.so").exists(),
-        "{} has no libaccord.so: run `cargo build --release` first (make test does)",
-        dir.display()
-    );
-    dir
 }
 
 #[test]
