@@ -131,6 +131,9 @@ pub enum EntryKind {
     /// The empty entry a new leader appends at the start of its term, so that entries of
     /// earlier terms become committed by counting (Raft §5.4.2, "Figure 8").
     NoOp,
+    /// A new membership ([`ConfState::encode`] in `data`). It takes effect on every member as
+    /// soon as it is appended to its log, committed or not (Raft thesis §4.1).
+    ConfChange,
 }
 
 /// One entry of the replicated log.
@@ -165,12 +168,143 @@ pub struct HardState {
 }
 
 /// The membership of a cluster: who votes, and who only replicates.
+///
+/// While the voters change, the membership is *joint* (Raft thesis §4.3): `voters_outgoing`
+/// holds the old voters and `voters` the new ones, and every decision (an election, a
+/// commit, a confirmed read) needs a majority of each. Outside a change `voters_outgoing` is
+/// empty.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConfState {
-    /// Members whose acknowledgements count toward a quorum.
+    /// Members whose acknowledgements count toward a quorum (the incoming voters while joint).
     pub voters: Vec<NodeId>,
     /// Members that receive the log but neither vote nor count toward a quorum.
     pub learners: Vec<NodeId>,
+    /// The outgoing voters while the membership is joint; empty otherwise.
+    pub voters_outgoing: Vec<NodeId>,
+}
+
+/// Version of [`ConfState::encode`]'s format.
+const CONF_STATE_FORMAT: u8 = 1;
+
+impl ConfState {
+    /// A membership of `voters` alone.
+    pub fn with_voters(voters: &[NodeId]) -> ConfState {
+        ConfState {
+            voters: voters.to_vec(),
+            ..ConfState::default()
+        }
+    }
+
+    /// Whether the voters are changing (two majorities needed).
+    pub fn is_joint(&self) -> bool {
+        !self.voters_outgoing.is_empty()
+    }
+
+    /// Whether `id` votes (in either half of a joint membership).
+    pub fn is_voter(&self, id: NodeId) -> bool {
+        self.voters.contains(&id) || self.voters_outgoing.contains(&id)
+    }
+
+    /// Whether `id` is a member at all (voter or learner).
+    pub fn is_member(&self, id: NodeId) -> bool {
+        self.is_voter(id) || self.learners.contains(&id)
+    }
+
+    /// Every member, once each, in id order.
+    pub fn members(&self) -> Vec<NodeId> {
+        let mut all: Vec<NodeId> = self
+            .voters
+            .iter()
+            .chain(&self.voters_outgoing)
+            .chain(&self.learners)
+            .copied()
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
+    /// Checks the membership is possible: 1 to `VOTERS_MAX` voters on each side, at most
+    /// `LEARNERS_MAX` learners, no id 0, no id twice, and no learner that also votes.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        use crate::limits::{LEARNERS_MAX, VOTERS_MAX};
+        if self.voters.is_empty() || self.voters.len() > VOTERS_MAX {
+            return Err(format!(
+                "a membership needs 1..={VOTERS_MAX} voters, not {}",
+                self.voters.len()
+            ));
+        }
+        if self.voters_outgoing.len() > VOTERS_MAX {
+            return Err(format!(
+                "{} outgoing voters exceed {VOTERS_MAX}",
+                self.voters_outgoing.len()
+            ));
+        }
+        if self.learners.len() > LEARNERS_MAX {
+            return Err(format!(
+                "{} learners exceed {LEARNERS_MAX}",
+                self.learners.len()
+            ));
+        }
+        for list in [&self.voters, &self.voters_outgoing, &self.learners] {
+            let mut sorted = list.clone();
+            sorted.sort_unstable();
+            if sorted.windows(2).any(|w| w[0] == w[1]) {
+                return Err("a member is listed twice".into());
+            }
+            if sorted.first() == Some(&NO_NODE) {
+                return Err("node id 0 is reserved".into());
+            }
+        }
+        if self.learners.iter().any(|&id| self.is_voter(id)) {
+            return Err("a learner is also a voter".into());
+        }
+        Ok(())
+    }
+
+    /// The bytes of a [`EntryKind::ConfChange`] entry: a format version, then the voters,
+    /// the learners and the outgoing voters, each a count and the ids.
+    pub fn encode(&self) -> Vec<u8> {
+        use crate::codec::Put;
+        let mut out = Vec::with_capacity(16 + 8 * self.members().len());
+        out.put_u8(CONF_STATE_FORMAT);
+        for ids in [&self.voters, &self.learners, &self.voters_outgoing] {
+            out.put_u32(ids.len() as u32);
+            ids.iter().for_each(|&id| out.put_u64(id));
+        }
+        out
+    }
+
+    /// Decodes [`ConfState::encode`]'s bytes and validates the membership.
+    pub fn decode(bytes: &[u8]) -> std::result::Result<ConfState, String> {
+        use crate::limits::{LEARNERS_MAX, VOTERS_MAX};
+        let mut reader = crate::codec::Reader::new(bytes);
+        let version = reader.u8()?;
+        if version != CONF_STATE_FORMAT {
+            return Err(format!("membership format {version} is not supported"));
+        }
+        let conf = ConfState {
+            voters: reader.ids(VOTERS_MAX)?,
+            learners: reader.ids(LEARNERS_MAX)?,
+            voters_outgoing: reader.ids(VOTERS_MAX)?,
+        };
+        reader.finish()?;
+        conf.validate()?;
+        Ok(conf)
+    }
+}
+
+impl std::fmt::Display for ConfState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "voters {:?}", self.voters)?;
+        if self.is_joint() {
+            write!(f, " joint with {:?}", self.voters_outgoing)?;
+        }
+        if !self.learners.is_empty() {
+            write!(f, ", learners {:?}", self.learners)?;
+        }
+        Ok(())
+    }
 }
 
 /// What a snapshot covers: the log up to `index` (whose entry had `term`), and the membership
@@ -203,6 +337,33 @@ impl Default for Payload {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_membership_round_trips_and_impossible_ones_are_refused() {
+        let joint = ConfState {
+            voters: vec![1, 2, 4],
+            learners: vec![5],
+            voters_outgoing: vec![1, 2, 3],
+        };
+        assert_eq!(ConfState::decode(&joint.encode()), Ok(joint.clone()));
+        assert!(joint.is_joint() && joint.is_voter(3) && !joint.is_voter(5));
+        assert_eq!(joint.members(), vec![1, 2, 3, 4, 5]);
+        let bad = [
+            ConfState::default(),
+            ConfState::with_voters(&[1, 1]),
+            ConfState::with_voters(&[0, 1]),
+            ConfState {
+                voters: vec![1],
+                learners: vec![1],
+                ..ConfState::default()
+            },
+        ];
+        for conf in bad {
+            assert!(ConfState::decode(&conf.encode()).is_err(), "{conf:?}");
+        }
+        assert!(ConfState::decode(&[9]).is_err());
+        assert!(ConfState::decode(&joint.encode()[..5]).is_err());
+    }
 
     #[test]
     fn payload_slices_share_one_buffer_and_reject_bad_ranges() {

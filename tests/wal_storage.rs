@@ -136,6 +136,7 @@ fn a_snapshot_from_the_leader_replaces_the_log_durably() {
             index: 100,
             term: 4,
             conf: accord::types::ConfState {
+                voters_outgoing: Vec::new(),
                 voters: vec![1, 2, 3],
                 learners: Vec::new(),
             },

@@ -41,7 +41,7 @@ use crate::limits::{
     CONNECTIONS_MAX, EVENTS_PER_FRAME_MAX, NODE_COMMAND_QUEUE_MAX, PENDING_CLIENT_REQUESTS_MAX,
     POLL_EVENTS_MAX, RANGE_BYTES_MAX, RANGE_KEY_OVERHEAD_BYTES, WATCH_CONNECTION_BACKLOG_BYTES_MAX,
 };
-use crate::types::{EntryKind, NodeId, Payload};
+use crate::types::{ConfState, EntryKind, NodeId, Payload};
 
 const WAKER: Token = Token(0);
 const LISTENER: Token = Token(1);
@@ -1263,6 +1263,13 @@ impl EventLoop {
         for entry in &ready.committed_entries {
             if entry.kind == EntryKind::NoOp {
                 self.state.apply_noop(entry.index);
+                continue;
+            }
+            if entry.kind == EntryKind::ConfChange {
+                self.state.apply_noop(entry.index);
+                if let Ok(conf) = ConfState::decode(entry.data.as_slice()) {
+                    self.raft.storage_mut().set_applied_conf(conf);
+                }
                 continue;
             }
             if let Some(applied) = self.state.apply(entry.index, entry.data.as_slice()) {

@@ -21,7 +21,7 @@ use crate::limits::{
 use crate::types::{ConfState, Entry, EntryKind, NodeId, Payload, SnapshotMeta};
 
 /// Version of the wire protocol; a peer speaking another is refused.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// Bytes before a frame's payload: length, version, kind.
 pub const FRAME_HEADER_BYTES: usize = 6;
@@ -527,7 +527,11 @@ fn encode_message(message: &Message, out: &mut Vec<u8>) {
             for entry in entries {
                 out.put_u64(entry.term);
                 out.put_u64(entry.index);
-                out.put_u8(matches!(entry.kind, EntryKind::NoOp) as u8);
+                out.put_u8(match entry.kind {
+                    EntryKind::Normal => 0,
+                    EntryKind::NoOp => 1,
+                    EntryKind::ConfChange => 2,
+                });
                 out.put_bytes(entry.data.as_slice());
             }
         }
@@ -567,7 +571,11 @@ fn encode_message(message: &Message, out: &mut Vec<u8>) {
             out.put_u8(9);
             out.put_u64(meta.index);
             out.put_u64(meta.term);
-            for ids in [&meta.conf.voters, &meta.conf.learners] {
+            for ids in [
+                &meta.conf.voters,
+                &meta.conf.learners,
+                &meta.conf.voters_outgoing,
+            ] {
                 out.put_u32(ids.len() as u32);
                 ids.iter().for_each(|id| out.put_u64(*id));
             }
@@ -630,10 +638,11 @@ fn decode_message(reader: &mut Reader) -> Result<Message, String> {
             for _ in 0..count {
                 let term = reader.u64()?;
                 let index = reader.u64()?;
-                let kind = if flag(reader)? {
-                    EntryKind::NoOp
-                } else {
-                    EntryKind::Normal
+                let kind = match reader.u8()? {
+                    0 => EntryKind::Normal,
+                    1 => EntryKind::NoOp,
+                    2 => EntryKind::ConfChange,
+                    other => return Err(format!("unknown entry kind {other}")),
                 };
                 let data = Payload::from_slice(reader.bytes(ENTRY_BYTES_MAX)?);
                 entries.push(Entry {
@@ -670,11 +679,16 @@ fn decode_message(reader: &mut Reader) -> Result<Message, String> {
             let term = reader.u64()?;
             let voters = reader.ids(VOTERS_MAX)?;
             let learners = reader.ids(LEARNERS_MAX)?;
+            let voters_outgoing = reader.ids(VOTERS_MAX)?;
             MessageBody::InstallSnapshot {
                 meta: SnapshotMeta {
                     index,
                     term,
-                    conf: ConfState { voters, learners },
+                    conf: ConfState {
+                        voters,
+                        learners,
+                        voters_outgoing,
+                    },
                 },
                 total_bytes: reader.u64()?,
                 offset: reader.u64()?,

@@ -20,7 +20,7 @@ use crate::core::state::lease::SessionClock;
 use crate::core::state::watch::WatchHub;
 use crate::core::state::StateMachine;
 use crate::error::Result;
-use crate::types::{EntryKind, Index, NodeId, Payload, Snapshot, Term};
+use crate::types::{ConfState, EntryKind, Index, NodeId, Payload, Snapshot, Term};
 
 /// `Ready` batches handled per node per step before yielding (a bound, never reached in
 /// practice: each round consumes the node's pending work).
@@ -752,6 +752,12 @@ impl Cluster {
             if entry.kind == EntryKind::Normal {
                 self.apply_command(id, entry.index, entry.term, entry.data.as_slice());
             } else {
+                if entry.kind == EntryKind::ConfChange {
+                    let conf = ConfState::decode(entry.data.as_slice());
+                    if let (Ok(conf), Some(raft)) = (conf, self.nodes[index].raft.as_mut()) {
+                        raft.storage_mut().set_applied_conf(conf);
+                    }
+                }
                 self.nodes[index].state.apply_noop(entry.index);
                 self.coord_applied(id, entry.index, None, Vec::new());
             }

@@ -399,10 +399,7 @@ impl Cluster {
         let snapshot_meta = |index, term| SnapshotMeta {
             index,
             term,
-            conf: ConfState {
-                voters: voters.clone(),
-                learners: Vec::new(),
-            },
+            conf: ConfState::with_voters(&voters),
         };
         Some(match kind {
             // From a node that is not a member.

@@ -47,6 +47,7 @@
 //! rejected by [`Raft::step`] with an [`crate::error::Error`] *before* any state changes.
 
 mod election;
+mod membership;
 mod message;
 mod node;
 mod progress;
@@ -57,6 +58,7 @@ mod replication;
 mod snapshot;
 mod storage;
 
+pub use membership::ConfChange;
 pub use message::{Message, MessageBody};
 pub use node::{Config, Raft, Role};
 pub use progress::{Inflights, Progress, ProgressState, ProgressTracker, SnapshotTransfer};

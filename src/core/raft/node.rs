@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 
+use super::membership::ConfHistory;
 use super::message::{Message, MessageBody};
 use super::progress::ProgressTracker;
 use super::raft_log::RaftLog;
@@ -17,7 +18,9 @@ use crate::limits::{
     APPEND_BYTES_MAX, APPEND_ENTRIES_COUNT_MAX, ELECTION_TICKS_MAX, ELECTION_TICKS_MIN,
     ENTRY_BYTES_MAX, INFLIGHT_MESSAGES_MAX, OUTBOX_MESSAGES_MAX, VOTERS_MAX,
 };
-use crate::types::{Entry, EntryKind, HardState, Index, NodeId, Payload, Term, NO_NODE};
+use crate::types::{
+    ConfState, Entry, EntryKind, HardState, Index, NodeId, Payload, Term, NO_NODE,
+};
 
 /// Settings of one Raft node. [`Config::new`] gives the defaults a cluster on a LAN wants.
 #[derive(Clone, Debug)]
@@ -46,6 +49,10 @@ pub struct Config {
     /// two leaders in one term. It still replicates and acknowledges entries (which is safe),
     /// so the cluster's data re-replicates to it.
     pub may_vote: bool,
+    /// Every other node the transport knows as a member of this cluster, whatever the
+    /// membership in this node's log says (it may be stale: see `validate`). Leaders'
+    /// messages from these are accepted; from anyone else only if the membership names them.
+    pub peers: Vec<NodeId>,
 }
 
 impl Config {
@@ -61,6 +68,7 @@ impl Config {
             append_bytes_max: APPEND_BYTES_MAX,
             seed: id,
             may_vote: true,
+            peers: Vec::new(),
         }
     }
 
@@ -148,6 +156,8 @@ pub struct Raft<S: Storage> {
     pub(super) append_scratch: Vec<Entry>,
     /// A snapshot being received from the leader, chunk by chunk.
     pub(super) incoming_snapshot: Option<super::snapshot::IncomingSnapshot>,
+    /// The memberships in the log; the newest is in force.
+    pub(super) confs: ConfHistory,
 }
 
 impl<S: Storage> Raft<S> {
@@ -155,18 +165,15 @@ impl<S: Storage> Raft<S> {
     pub fn new(config: Config, storage: S) -> Result<Raft<S>> {
         config.validate()?;
         let (hard_state, conf) = storage.initial_state()?;
-        if conf.voters.is_empty() || conf.voters.len() > VOTERS_MAX {
-            return Err(Error::InvalidConfig(format!(
-                "a cluster needs 1..={VOTERS_MAX} voters; storage names {}",
-                conf.voters.len()
-            )));
-        }
-        if conf.voters.contains(&NO_NODE) {
-            return Err(Error::InvalidConfig("node id 0 is reserved".into()));
-        }
+        conf.validate()
+            .map_err(|why| Error::InvalidConfig(format!("the stored membership: {why}")))?;
         let log = RaftLog::new(storage, hard_state.commit)?;
-        let tracker =
-            ProgressTracker::new(&conf, log.last_index() + 1, config.inflight_messages_max);
+        let confs = Self::recover_confs(&log, conf, hard_state.commit)?;
+        let tracker = ProgressTracker::new(
+            confs.current(),
+            log.last_index() + 1,
+            config.inflight_messages_max,
+        );
         let mut raft = Raft {
             id: config.id,
             term: hard_state.term,
@@ -195,9 +202,32 @@ impl<S: Storage> Raft<S> {
             last_hard_state: hard_state,
             append_scratch: Vec::new(),
             incoming_snapshot: None,
+            confs,
         };
         raft.reset_election_timer();
         Ok(raft)
+    }
+
+    /// The memberships in force after restarting: the stored one (the snapshot's or the
+    /// bootstrap's), then every membership entry in the log, the last one winning.
+    fn recover_confs(log: &RaftLog<S>, base: ConfState, committed: Index) -> Result<ConfHistory> {
+        let mut confs = ConfHistory::new(log.first_index() - 1, base);
+        let last = log.last_index();
+        let mut next = log.first_index();
+        let mut batch = Vec::new();
+        while next <= last {
+            batch.clear();
+            log.entries(next, last + 1, APPEND_BYTES_MAX, &mut batch)?;
+            for entry in batch.iter().filter(|e| e.kind == EntryKind::ConfChange) {
+                let conf = ConfState::decode(entry.data.as_slice()).map_err(|why| {
+                    Error::Corrupt(format!("membership entry {}: {why}", entry.index))
+                })?;
+                confs.push_recovered(entry.index, conf);
+            }
+            next = batch.last().map_or(last + 1, |e| e.index + 1);
+        }
+        confs.compact_recovered(committed);
+        Ok(confs)
     }
 
     // ----- getters -----
@@ -361,7 +391,7 @@ impl<S: Storage> Raft<S> {
         Ok(index)
     }
 
-    fn check_can_propose(&self) -> Result<()> {
+    pub(super) fn check_can_propose(&self) -> Result<()> {
         if self.role != Role::Leader {
             return Err(Error::NotLeader {
                 leader: self.leader(),
@@ -487,7 +517,24 @@ impl<S: Storage> Raft<S> {
         if message.to != self.id {
             return Err(Error::InvalidMessage("addressed to another node"));
         }
-        if message.from == self.id || !self.tracker.contains(message.from) {
+        if message.from == self.id {
+            return Err(Error::UnknownNode(message.from));
+        }
+        // A leader's messages are also accepted from a known peer that the membership in this
+        // node's log does not name (yet): a member just added, or re-added after a removal,
+        // has not seen the entries that name a newer leader, and a term has one leader
+        // whoever it is. Everything else from a non-member (a vote request from a removed
+        // node, an answer) is refused, so that a removed node cannot disrupt the cluster.
+        let from_a_leader = matches!(
+            message.body,
+            MessageBody::Append { .. }
+                | MessageBody::Heartbeat { .. }
+                | MessageBody::InstallSnapshot { .. }
+                | MessageBody::TimeoutNow
+        );
+        let known = self.tracker.contains(message.from)
+            || (from_a_leader && self.config.peers.contains(&message.from));
+        if !known {
             return Err(Error::UnknownNode(message.from));
         }
         if let MessageBody::Append {
@@ -541,7 +588,7 @@ impl<S: Storage> Raft<S> {
             if meta.term > message.term || meta.index == 0 {
                 return Err(Error::InvalidMessage("snapshot metadata is impossible"));
             }
-            if meta.conf.voters.is_empty() || meta.conf.voters.len() > VOTERS_MAX {
+            if meta.conf.validate().is_err() {
                 return Err(Error::InvalidMessage("snapshot membership is impossible"));
             }
         }

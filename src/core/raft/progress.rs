@@ -213,33 +213,91 @@ impl Progress {
     }
 }
 
-/// All members' progress plus the configuration they belong to.
+/// All members' progress plus the membership they belong to.
+///
+/// Quorums follow the membership: outside a change, a majority of the voters; while the
+/// membership is joint, a majority of the incoming voters *and* a majority of the outgoing
+/// ones (Raft thesis §4.3), so that neither the old nor the new configuration can decide
+/// alone.
 #[derive(Clone, Debug)]
 pub struct ProgressTracker {
     progress: Vec<Progress>,
-    voter_count: usize,
+    conf: ConfState,
     inflight_max: usize,
+}
+
+/// The value a majority of `voters` has reached, for a per-member value `value_of`.
+fn majority_value(
+    progress: &[Progress],
+    voters: &[NodeId],
+    value_of: &impl Fn(&Progress) -> u64,
+) -> u64 {
+    let mut values = [0u64; VOTERS_MAX];
+    let mut count = 0;
+    for p in progress.iter().filter(|p| voters.contains(&p.id)) {
+        // A member that may have forgotten a newer term counts as having acknowledged
+        // nothing, so a deposed leader can never reach a quorum through it.
+        values[count] = if p.counted { value_of(p) } else { 0 };
+        count += 1;
+    }
+    let values = &mut values[..count];
+    values.sort_unstable_by(|a, b| b.cmp(a));
+    values.get(voters.len() / 2).copied().unwrap_or(0)
+}
+
+/// Tallies `votes` within one set of voters: `Some(true)` won, `Some(false)` lost.
+fn majority_tally(voters: &[NodeId], votes: &[(NodeId, bool)]) -> Option<bool> {
+    let quorum = voters.len() / 2 + 1;
+    let count = |want: bool| {
+        votes
+            .iter()
+            .filter(|(id, granted)| *granted == want && voters.contains(id))
+            .count()
+    };
+    if count(true) >= quorum {
+        Some(true)
+    } else if count(false) > voters.len() - quorum {
+        Some(false)
+    } else {
+        None
+    }
 }
 
 impl ProgressTracker {
     /// A tracker for `conf`; every member starts probing at `next_index`.
     pub fn new(conf: &ConfState, next_index: Index, inflight_max: usize) -> ProgressTracker {
-        let mut progress: Vec<Progress> = conf
-            .voters
-            .iter()
-            .map(|&id| Progress::new(id, next_index, inflight_max, false))
-            .chain(
-                conf.learners
-                    .iter()
-                    .map(|&id| Progress::new(id, next_index, inflight_max, true)),
-            )
-            .collect();
-        progress.sort_by_key(|p| p.id);
-        ProgressTracker {
-            progress,
-            voter_count: conf.voters.len(),
+        let mut tracker = ProgressTracker {
+            progress: Vec::new(),
+            conf: ConfState::default(),
             inflight_max,
+        };
+        tracker.apply_conf(conf, next_index);
+        tracker
+    }
+
+    /// Switches to membership `conf`: members that stay keep their progress, new ones start
+    /// probing at `next_index`, removed ones are forgotten.
+    pub fn apply_conf(&mut self, conf: &ConfState, next_index: Index) {
+        self.progress.retain(|p| conf.is_member(p.id));
+        for id in conf.members() {
+            let is_learner = !conf.is_voter(id);
+            match self.progress.iter_mut().find(|p| p.id == id) {
+                Some(p) => p.is_learner = is_learner,
+                None => self.progress.push(Progress::new(
+                    id,
+                    next_index,
+                    self.inflight_max,
+                    is_learner,
+                )),
+            }
         }
+        self.progress.sort_by_key(|p| p.id);
+        self.conf = conf.clone();
+    }
+
+    /// The membership tracked.
+    pub fn conf(&self) -> &ConfState {
+        &self.conf
     }
 
     /// Resets every member to probing at `next_index` (a new leader's term begins).
@@ -274,63 +332,53 @@ impl ProgressTracker {
         self.get(id).is_some()
     }
 
-    /// Whether `id` is a voter.
+    /// Whether `id` is a voter (in either half of a joint membership).
     pub fn is_voter(&self, id: NodeId) -> bool {
-        self.get(id).is_some_and(|p| !p.is_learner)
+        self.conf.is_voter(id)
     }
 
-    /// Number of voters.
-    pub fn voter_count(&self) -> usize {
-        self.voter_count
-    }
-
-    /// Acknowledgements needed for a majority of voters.
-    pub fn quorum(&self) -> usize {
-        self.voter_count / 2 + 1
-    }
-
-    /// The largest value that a quorum of voters has reached, for a per-voter value `value_of`
-    /// (match index for commit, acknowledged read round for ReadIndex).
+    /// The largest value that a quorum has reached, for a per-voter value `value_of` (match
+    /// index for commit, acknowledged read round for ReadIndex).
     pub fn quorum_value(&self, value_of: impl Fn(&Progress) -> u64) -> u64 {
-        let mut values = [0u64; VOTERS_MAX];
-        let mut count = 0;
-        for p in self.progress.iter().filter(|p| !p.is_learner) {
-            // A member that may have forgotten a newer term counts as having acknowledged
-            // nothing, so a deposed leader can never reach a quorum through it.
-            values[count] = if p.counted { value_of(p) } else { 0 };
-            count += 1;
-        }
-        let values = &mut values[..count];
-        values.sort_unstable_by(|a, b| b.cmp(a));
-        values.get(self.quorum() - 1).copied().unwrap_or(0)
-    }
-
-    /// Whether a quorum of voters has been heard from recently (for check-quorum).
-    pub fn quorum_active(&self, self_id: NodeId) -> bool {
-        let active = self
-            .progress
-            .iter()
-            .filter(|p| !p.is_learner && (p.id == self_id || (p.recent_active && p.counted)))
-            .count();
-        active >= self.quorum()
-    }
-
-    /// Tallies votes: `Some(true)` won, `Some(false)` lost, `None` still open.
-    pub fn tally(&self, votes: &[(NodeId, bool)]) -> Option<bool> {
-        let granted = votes
-            .iter()
-            .filter(|(id, granted)| *granted && self.is_voter(*id))
-            .count();
-        let rejected = votes
-            .iter()
-            .filter(|(id, granted)| !*granted && self.is_voter(*id))
-            .count();
-        if granted >= self.quorum() {
-            Some(true)
-        } else if rejected > self.voter_count - self.quorum() {
-            Some(false)
+        let incoming = majority_value(&self.progress, &self.conf.voters, &value_of);
+        if self.conf.is_joint() {
+            incoming.min(majority_value(
+                &self.progress,
+                &self.conf.voters_outgoing,
+                &value_of,
+            ))
         } else {
-            None
+            incoming
+        }
+    }
+
+    /// Whether a quorum has been heard from recently (for check-quorum).
+    pub fn quorum_active(&self, self_id: NodeId) -> bool {
+        let active = |voters: &[NodeId]| {
+            let heard = self
+                .progress
+                .iter()
+                .filter(|p| {
+                    voters.contains(&p.id)
+                        && (p.id == self_id || (p.recent_active && p.counted))
+                })
+                .count();
+            voters.is_empty() || heard > voters.len() / 2
+        };
+        active(&self.conf.voters) && active(&self.conf.voters_outgoing)
+    }
+
+    /// Tallies votes: `Some(true)` won, `Some(false)` lost, `None` still open. While joint,
+    /// winning takes both majorities and losing either one loses.
+    pub fn tally(&self, votes: &[(NodeId, bool)]) -> Option<bool> {
+        let incoming = majority_tally(&self.conf.voters, votes);
+        if !self.conf.is_joint() {
+            return incoming;
+        }
+        match (incoming, majority_tally(&self.conf.voters_outgoing, votes)) {
+            (Some(false), _) | (_, Some(false)) => Some(false),
+            (Some(true), Some(true)) => Some(true),
+            _ => None,
         }
     }
 }
@@ -343,6 +391,7 @@ mod tests {
         let conf = ConfState {
             voters: voters.to_vec(),
             learners: vec![9],
+            ..ConfState::default()
         };
         ProgressTracker::new(&conf, 1, 4)
     }
@@ -363,6 +412,29 @@ mod tests {
         assert_eq!(t.tally(&[(1, true), (9, true)]), None);
         assert_eq!(t.tally(&[(1, true), (2, true)]), Some(true));
         assert_eq!(t.tally(&[(1, true), (2, false), (3, false)]), Some(false));
+    }
+
+    #[test]
+    fn a_joint_membership_needs_both_majorities() {
+        let conf = ConfState {
+            voters: vec![1, 2, 4],
+            voters_outgoing: vec![1, 2, 3],
+            learners: vec![9],
+        };
+        let mut t = ProgressTracker::new(&conf, 1, 4);
+        for (id, m) in [(1, 10), (2, 2), (3, 9), (4, 1)] {
+            t.get_mut(id).unwrap().match_index = m;
+        }
+        // Old {1,2,3}: 9 by a majority; new {1,2,4}: only 2.
+        assert_eq!(t.quorum_value(|p| p.match_index), 2);
+        assert_eq!(t.tally(&[(1, true), (3, true)]), None);
+        assert_eq!(t.tally(&[(1, true), (3, true), (4, true)]), Some(true));
+        assert_eq!(t.tally(&[(2, false), (4, false)]), Some(false));
+        // Leaving the joint membership keeps the progress of those who stay.
+        t.apply_conf(&ConfState::with_voters(&[1, 2, 4]), 7);
+        assert!(!t.contains(3) && !t.contains(9));
+        assert_eq!(t.get(1).unwrap().match_index, 10);
+        assert_eq!(t.quorum_value(|p| p.match_index), 2);
     }
 
     #[test]

@@ -68,10 +68,14 @@ impl<S: Storage> Raft<S> {
             || (self.role == Role::Leader
                 && (self.broadcast_pending || self.commit_broadcast_pending))
             || self.has_unassigned_reads()
+            || self.leads_without_a_vote()
     }
 
     /// Takes the pending work. Call [`Raft::advance`] before the next `ready`.
     pub fn ready(&mut self) -> Ready {
+        if self.leads_without_a_vote() {
+            self.hand_over_and_step_down();
+        }
         if self.role == Role::Leader {
             if self.broadcast_pending || self.commit_broadcast_pending {
                 self.broadcast_append();

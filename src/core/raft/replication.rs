@@ -168,6 +168,7 @@ impl<S: Storage> Raft<S> {
             }
             let skip = (conflict - prev_index - 1) as usize;
             self.log.append(&entries[skip..]);
+            self.entries_appended(&entries[skip..]);
         }
         // Only entries this message vouches for may be committed: never beyond `last_new`,
         // even if our log is longer (its tail may not match the leader's).
@@ -367,6 +368,7 @@ impl<S: Storage> Raft<S> {
         self.log.commit_to(quorum_index);
         // Reads waiting for the term's first commit are assigned a round at the next `Ready`.
         self.committed_in_term = true;
+        self.leader_committed();
         true
     }
 

@@ -199,10 +199,12 @@ impl<S: Storage> Raft<S> {
     /// Every chunk arrived: replace the log with the snapshot; acknowledge once it is durable.
     fn install_snapshot(&mut self, leader: NodeId, incoming: IncomingSnapshot) {
         let index = incoming.meta.index;
+        let conf = incoming.meta.conf.clone();
         self.log.restore(Snapshot {
             meta: incoming.meta,
             data: Payload::from(incoming.data),
         });
+        self.conf_restored(index, conf);
         self.respond_append(leader, index, false, 0, 0);
     }
 }

@@ -44,7 +44,12 @@ pub trait Storage {
 #[derive(Clone, Debug, Default)]
 pub struct MemStorage {
     hard_state: HardState,
+    /// The membership as of the snapshot (or the bootstrap one): what a restart begins with,
+    /// before the membership entries of the log.
     conf_state: ConfState,
+    /// The membership as of the applied index, which the driver reports as it applies
+    /// membership entries; the next snapshot records it.
+    applied_conf: Option<ConfState>,
     /// Index and term of the entry just before `entries[0]` (0, 0 until a snapshot exists).
     base_index: Index,
     base_term: Term,
@@ -56,10 +61,7 @@ impl MemStorage {
     /// Storage for a node of a new cluster whose voters are `voters`.
     pub fn new_with_voters(voters: &[u64]) -> MemStorage {
         MemStorage {
-            conf_state: ConfState {
-                voters: voters.to_vec(),
-                learners: Vec::new(),
-            },
+            conf_state: ConfState::with_voters(voters),
             ..MemStorage::default()
         }
     }
@@ -76,6 +78,7 @@ impl MemStorage {
         MemStorage {
             hard_state,
             conf_state,
+            applied_conf: None,
             base_index: base.0,
             base_term: base.1,
             entries,
@@ -83,9 +86,20 @@ impl MemStorage {
         }
     }
 
-    /// The membership recorded.
+    /// The membership recorded with the snapshot (or the bootstrap one).
     pub fn conf_state(&self) -> &ConfState {
         &self.conf_state
+    }
+
+    /// Records the membership in force at the applied index (the driver calls this when it
+    /// applies a membership entry); snapshots taken from now on carry it.
+    pub fn set_applied_conf(&mut self, conf: ConfState) {
+        self.applied_conf = Some(conf);
+    }
+
+    /// The membership a snapshot of the applied state carries.
+    pub fn applied_conf(&self) -> &ConfState {
+        self.applied_conf.as_ref().unwrap_or(&self.conf_state)
     }
 
     /// Makes `entries` durable, first discarding any held entries at or after the first one's
@@ -124,6 +138,7 @@ impl MemStorage {
             return Ok(()); // an older snapshot than the one held: nothing to do
         }
         let term = self.term(index)?;
+        self.conf_state = self.applied_conf().clone();
         self.snapshot = Snapshot {
             meta: SnapshotMeta {
                 index,
@@ -154,6 +169,7 @@ impl MemStorage {
         self.base_term = snapshot.meta.term;
         self.hard_state.commit = self.hard_state.commit.max(snapshot.meta.index);
         self.conf_state = snapshot.meta.conf.clone();
+        self.applied_conf = Some(snapshot.meta.conf.clone());
         self.snapshot = snapshot;
         Ok(())
     }

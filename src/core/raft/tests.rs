@@ -418,10 +418,7 @@ fn snapshot_meta(index: u64, term: u64) -> crate::types::SnapshotMeta {
     crate::types::SnapshotMeta {
         index,
         term,
-        conf: crate::types::ConfState {
-            voters: vec![1, 2, 3],
-            learners: Vec::new(),
-        },
+        conf: crate::types::ConfState::with_voters(&[1, 2, 3]),
     }
 }
 

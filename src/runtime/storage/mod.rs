@@ -105,10 +105,7 @@ impl WalStorage {
         let conf = if snapshot.meta.index > 0 {
             snapshot.meta.conf.clone()
         } else {
-            ConfState {
-                voters: options.voters.clone(),
-                learners: Vec::new(),
-            }
+            ConfState::with_voters(&options.voters)
         };
         let report = RecoveryReport {
             entries: recovered.entries.len() as u64,
@@ -133,6 +130,12 @@ impl WalStorage {
             snapshot_in_flight: None,
         };
         Ok((storage, report))
+    }
+
+    /// Records the membership in force at the applied index (see
+    /// [`MemStorage::set_applied_conf`]); snapshots taken from now on carry it.
+    pub fn set_applied_conf(&mut self, conf: ConfState) {
+        self.memory.set_applied_conf(conf);
     }
 
     /// The data directory.
@@ -218,7 +221,7 @@ impl WalStorage {
         Ok(SnapshotMeta {
             index,
             term: self.memory.term(index)?,
-            conf: self.memory.conf_state().clone(),
+            conf: self.memory.applied_conf().clone(),
         })
     }
 

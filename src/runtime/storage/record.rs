@@ -94,6 +94,7 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) {
             out.push(match entry.kind {
                 EntryKind::Normal => 0,
                 EntryKind::NoOp => 1,
+                EntryKind::ConfChange => 2,
             });
             out.extend_from_slice(entry.data.as_slice());
             KIND_ENTRY
@@ -190,6 +191,7 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Result<Record, String> {
             let kind = match reader.take(1)?[0] {
                 0 => EntryKind::Normal,
                 1 => EntryKind::NoOp,
+                2 => EntryKind::ConfChange,
                 other => return Err(format!("unknown entry kind {other}")),
             };
             let data = reader.rest();

@@ -18,7 +18,7 @@ use crate::limits::{LEARNERS_MAX, SNAPSHOT_BYTES_MAX, VOTERS_MAX};
 use crate::types::{ConfState, Index, Payload, Snapshot, SnapshotMeta, Term};
 
 const MAGIC: [u8; 8] = *b"ACCORDSN";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const SUFFIX: &str = ".snap";
 
 /// Encodes a snapshot file's whole contents.
@@ -37,7 +37,11 @@ fn header(meta: &SnapshotMeta, data_bytes: usize) -> Vec<u8> {
     out.extend_from_slice(&VERSION.to_le_bytes());
     out.extend_from_slice(&meta.index.to_le_bytes());
     out.extend_from_slice(&meta.term.to_le_bytes());
-    for ids in [&meta.conf.voters, &meta.conf.learners] {
+    for ids in [
+        &meta.conf.voters,
+        &meta.conf.learners,
+        &meta.conf.voters_outgoing,
+    ] {
         out.extend_from_slice(&(ids.len() as u32).to_le_bytes());
         for id in ids {
             out.extend_from_slice(&id.to_le_bytes());
@@ -64,7 +68,8 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Snapshot, (u64, String)> {
         return Err((0, "not a snapshot file (wrong magic)".into()));
     }
     let version = reader.u32().map_err(|e| fail(&reader, e))?;
-    if version != VERSION {
+    // Version 1 had no outgoing voters (no membership changes existed).
+    if version != VERSION && version != 1 {
         return Err((
             8,
             format!("snapshot format version {version} is not supported"),
@@ -74,6 +79,11 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Snapshot, (u64, String)> {
     let term = reader.u64().map_err(|e| fail(&reader, e))?;
     let voters = reader.ids(VOTERS_MAX).map_err(|e| fail(&reader, e))?;
     let learners = reader.ids(LEARNERS_MAX).map_err(|e| fail(&reader, e))?;
+    let voters_outgoing = if version >= 2 {
+        reader.ids(VOTERS_MAX).map_err(|e| fail(&reader, e))?
+    } else {
+        Vec::new()
+    };
     let length = reader.u64().map_err(|e| fail(&reader, e))?;
     if length > SNAPSHOT_BYTES_MAX as u64 || length != reader.bytes.len() as u64 {
         return Err(fail(
@@ -88,7 +98,11 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Snapshot, (u64, String)> {
         meta: SnapshotMeta {
             index,
             term,
-            conf: ConfState { voters, learners },
+            conf: ConfState {
+                voters,
+                learners,
+                voters_outgoing,
+            },
         },
         data: Payload::from_slice(reader.rest()),
     })
@@ -235,8 +249,9 @@ mod tests {
                 index: 99,
                 term: 4,
                 conf: ConfState {
-                    voters: vec![1, 2, 3],
-                    learners: vec![4],
+                    voters: vec![1, 2, 4],
+                    learners: vec![5],
+                    voters_outgoing: vec![1, 2, 3],
                 },
             },
             data: Payload::from_slice(b"state machine bytes"),
