@@ -23,10 +23,11 @@ FUZZ := cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
 help:
 	@echo "make build     - build the library and the accord binary (release)"
 	@echo "make test      - every test suite: lint, unit, scenario and storage tests,"
-	@echo "                 $(SIM_SEEDS_CI) simulated seeds on each of 3, 5 and 7 nodes, $(CRASH_CYCLES_CI) crash cycles,"
+	@echo "                 $(SIM_SEEDS_CI) simulated seeds on each of 3, 5 and 7 nodes (fixed membership,"
+	@echo "                 then with membership changes), $(CRASH_CYCLES_CI) crash cycles,"
 	@echo "                 $(FUZZ_SECONDS_CI) s of fuzzing per decoder"
 	@echo "make sim       - 1000 simulated seeds on 5 nodes with every fault"
-	@echo "make sim-long  - $(SIM_SEEDS_LONG) simulated seeds on 5 nodes (long)"
+	@echo "make sim-long  - $(SIM_SEEDS_LONG) simulated seeds on 5 nodes, then as many with membership changes (long)"
 	@echo "make crashtest - $(CRASH_CYCLES_LONG) kill -9 / recover cycles of a process writing the WAL"
 	@echo "make fuzz      - fuzz each decoder ($(FUZZ_TARGETS)) for $(FUZZ_SECONDS_LONG) s"
 	@echo "make bench     - core consensus benchmark (throughput, allocations)"
@@ -124,6 +125,9 @@ test-sim: build
 	$(ACCORD) sim --nodes 3 --seeds $(SIM_SEEDS_CI) --faults all
 	$(ACCORD) sim --nodes 5 --seeds $(SIM_SEEDS_CI) --faults all
 	$(ACCORD) sim --nodes 7 --seeds $(SIM_SEEDS_CI) --faults all
+	$(ACCORD) sim --nodes 3 --seeds $(SIM_SEEDS_CI) --faults all,membership
+	$(ACCORD) sim --nodes 5 --seeds $(SIM_SEEDS_CI) --faults all,membership
+	$(ACCORD) sim --nodes 7 --seeds $(SIM_SEEDS_CI) --faults all,membership
 
 test-crash: build
 	$(ACCORD) crashtest --dir $(SCRATCH)/crashtest --cycles $(CRASH_CYCLES_CI)
@@ -146,6 +150,7 @@ sim: build
 
 sim-long: build
 	$(ACCORD) sim --nodes 5 --seeds $(SIM_SEEDS_LONG) --faults all
+	$(ACCORD) sim --nodes 5 --seeds $(SIM_SEEDS_LONG) --faults all,membership
 
 crashtest: build
 	$(ACCORD) crashtest --dir $(SCRATCH)/crashtest --cycles $(CRASH_CYCLES_LONG)

@@ -193,6 +193,10 @@ pub const POLL_EVENTS_MAX: usize = 1024;
 /// Nodes one simulated cluster may have.
 pub const SIM_NODES_MAX: usize = 7;
 
+/// Spare nodes (not members until a membership change adds them) a simulated cluster may
+/// have besides its nodes.
+pub const SIM_SPARES_MAX: usize = 2;
+
 /// Clients one simulated cluster runs.
 pub const SIM_CLIENTS_MAX: usize = 16;
 

@@ -14,7 +14,7 @@ use super::invariants::{Invariants, Violation};
 use super::kv::{Command, KvStore};
 use super::network::{Event, Network, TICK_US};
 use super::workload::Client;
-use crate::core::raft::{Config, MemStorage, Raft, Role, Storage};
+use crate::core::raft::{ConfChange, Config, MemStorage, Raft, Role, Storage};
 use crate::core::rng::Rng;
 use crate::core::state::lease::SessionClock;
 use crate::core::state::watch::WatchHub;
@@ -135,8 +135,12 @@ pub struct Cluster {
     pub(super) corrupted_nodes: usize,
     /// Starts refused because the node detected a corrupt disk.
     pub corruptions_detected: u64,
-    /// The voters, for repairs that rebuild a node's storage.
+    /// The first voters (ids 1..=n); nodes after them are spares, started when added.
     voters: Vec<NodeId>,
+    /// Membership changes the nodes accepted (proposed and appended by a leader).
+    pub conf_changes: u64,
+    /// Nodes and spares: every id from 1 to this is a peer the transport knows.
+    node_ids: usize,
     /// Coordination clients (sessions, locks, elections, queues).
     pub(super) coord_clients: Vec<CoordClient>,
     /// Watchers streaming members' change events.
@@ -151,6 +155,18 @@ pub struct Cluster {
 impl Cluster {
     /// A healthy cluster of `nodes` voters, ids 1..=nodes, with no clients or faults yet.
     pub fn new(nodes: usize, seed: u64, settings: RaftSettings) -> Cluster {
+        Cluster::with_spares(nodes, 0, seed, settings)
+    }
+
+    /// Like [`Cluster::new`], plus `spares` nodes (ids after the voters) that are not members:
+    /// they start only once a membership change adds them.
+    pub fn with_spares(nodes: usize, spares: usize, seed: u64, settings: RaftSettings) -> Cluster {
+        assert!(
+            nodes <= crate::limits::SIM_NODES_MAX && spares <= crate::limits::SIM_SPARES_MAX,
+            "at most {} nodes and {} spares",
+            crate::limits::SIM_NODES_MAX,
+            crate::limits::SIM_SPARES_MAX
+        );
         let mut rng = Rng::new(seed);
         let voters: Vec<NodeId> = (1..=nodes as NodeId).collect();
         let network = Network::new(rng.fork());
@@ -175,12 +191,14 @@ impl Cluster {
             corrupted_nodes: 0,
             corruptions_detected: 0,
             voters: voters.clone(),
+            conf_changes: 0,
+            node_ids: nodes + spares,
             coord_clients: Vec::new(),
             watchers: Vec::new(),
             coord: CoordChecks::default(),
             coord_rng: Rng::new(seed ^ 0xC00D_5EED_0000_0001),
         };
-        for &id in &voters {
+        for id in 1..=(nodes + spares) as NodeId {
             // Clocks drift: each node's tick lasts within ±2% of the nominal tick.
             let tick_us = cluster
                 .rng
@@ -188,7 +206,10 @@ impl Cluster {
             cluster.nodes.push(SimNode {
                 id,
                 raft: None,
-                durable: Some(MemStorage::new_with_voters(&voters)),
+                // A spare has no storage until it is added.
+                durable: voters
+                    .contains(&id)
+                    .then(|| MemStorage::new_with_voters(&voters)),
                 kv: KvStore::default(),
                 state: StateMachine::new(),
                 session_clock: SessionClock::new(),
@@ -226,9 +247,84 @@ impl Cluster {
         self.node_mut(id).and_then(|n| n.raft.as_mut())
     }
 
-    /// The ids of all nodes.
+    /// The ids of all nodes (members or not).
     pub fn ids(&self) -> Vec<NodeId> {
         self.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// The membership in force: the leader's, or else that of the running node with the
+    /// longest log, or else the first voters.
+    pub fn membership(&self) -> ConfState {
+        let running = self.nodes.iter().filter_map(|n| n.raft.as_ref());
+        let leader = self.leader().and_then(|id| self.raft(id));
+        leader
+            .or_else(|| running.max_by_key(|r| (r.term(), r.last_index())))
+            .map(|r| r.conf().clone())
+            .unwrap_or_else(|| ConfState::with_voters(&self.voters))
+    }
+
+    /// The members (voters and learners) of [`Cluster::membership`].
+    pub fn members(&self) -> Vec<NodeId> {
+        self.membership().members()
+    }
+
+    /// The membership node `id` is in, running or not: a crashed node's log may hold a
+    /// membership nobody running has, which comes into force if it leads again.
+    pub(super) fn stored_conf(&self, id: NodeId) -> Option<ConfState> {
+        let node = self.node(id)?;
+        if let Some(raft) = &node.raft {
+            return Some(raft.conf().clone());
+        }
+        let storage = node.durable.as_ref()?;
+        let newest = storage
+            .all_entries()
+            .iter()
+            .rev()
+            .find(|e| e.kind == EntryKind::ConfChange)
+            .and_then(|e| ConfState::decode(e.data.as_slice()).ok());
+        Some(newest.unwrap_or_else(|| storage.conf_state().clone()))
+    }
+
+    /// Whether node `id` cannot vote: its disk is corrupt, or it was rebuilt empty and has
+    /// forgotten its votes.
+    pub(super) fn cannot_vote(&self, id: NodeId) -> bool {
+        self.node(id)
+            .is_some_and(|n| n.disk_corrupted || !n.may_vote)
+    }
+
+    /// Whether node `id` has never been started (a spare not added yet).
+    pub fn is_unprovisioned(&self, id: NodeId) -> bool {
+        self.node(id)
+            .is_some_and(|n| n.raft.is_none() && n.durable.is_none() && !n.disk_corrupted)
+    }
+
+    /// Proposes a membership change on node `id` (the leader). A spare added as a learner
+    /// is started, with the new membership, so that it can receive the log.
+    pub fn propose_conf_change(&mut self, id: NodeId, change: ConfChange) -> Result<Index> {
+        let raft = self
+            .raft_mut(id)
+            .ok_or(crate::error::Error::NotLeader { leader: None })?;
+        let index = raft.propose_conf_change(change)?;
+        let conf = raft.conf().clone();
+        self.conf_changes += 1;
+        if self.trace {
+            eprintln!(
+                "t={} node {id} proposed {change} at {index}: {conf}",
+                self.now
+            );
+        }
+        if let ConfChange::AddLearner(new) = change {
+            if self.is_unprovisioned(new) {
+                if let Some(node) = self.node_mut(new) {
+                    node.durable = Some(MemStorage::new_with_conf(conf));
+                }
+                self.restart(new);
+            } else if !self.is_up(new) {
+                self.restart(new);
+            }
+        }
+        self.process(id);
+        Ok(index)
     }
 
     /// The leader of the highest term among running nodes, if any.
@@ -271,13 +367,15 @@ impl Cluster {
                 continue;
             };
             let mut part = format!(
-                "node {} {:?} term={} last={} commit={} applied={}",
+                "node {} {:?} term={} last={} commit={} applied={} ({}{})",
                 node.id,
                 raft.role(),
                 raft.term(),
                 raft.last_index(),
                 raft.commit_index(),
-                raft.applied_index()
+                raft.applied_index(),
+                raft.conf(),
+                if node.may_vote { "" } else { ", may not vote" }
             );
             if raft.role() == Role::Leader {
                 for p in raft.tracker().iter() {
@@ -391,6 +489,7 @@ impl Cluster {
         let seed = self.rng.next_u64();
         let settings = self.settings.clone();
         let now = self.now;
+        let node_count = self.node_ids;
         let Some(node) = self.node_mut(id) else {
             return;
         };
@@ -416,6 +515,7 @@ impl Cluster {
         config.inflight_messages_max = settings.inflight_messages_max;
         config.seed = seed;
         config.may_vote = node.may_vote;
+        config.peers = (1..=node_count as NodeId).filter(|&p| p != id).collect();
         let snapshot = storage.snapshot().unwrap_or_default();
         let replica = if snapshot.meta.index == 0 {
             Some((KvStore::default(), StateMachine::new()))
@@ -484,7 +584,7 @@ impl Cluster {
     /// The documented repair: move the damaged data directory aside and start the node empty.
     /// It re-replicates from the others; having forgotten its votes, it no longer votes.
     fn repair(&mut self, id: NodeId) {
-        let voters = self.voters.clone();
+        let conf = self.membership();
         let Some(node) = self.node_mut(id) else {
             return;
         };
@@ -493,7 +593,7 @@ impl Cluster {
         }
         node.disk_corrupted = false;
         node.may_vote = false;
-        node.durable = Some(MemStorage::new_with_voters(&voters));
+        node.durable = Some(MemStorage::new_with_conf(conf));
         node.snapshot_index = 0;
         if self.trace {
             eprintln!(
@@ -612,11 +712,17 @@ impl Cluster {
         let Some(raft) = self.node_mut(to).and_then(|n| n.raft.as_mut()) else {
             return;
         };
-        if let Err(error) = raft.step(message) {
-            self.fail(format!(
-                "node {to} refused a valid message from {from}: {error}"
-            ));
-            return;
+        match raft.step(message) {
+            Ok(()) => {}
+            // Membership changes make this legitimate: a removed node still asking for votes,
+            // an answer from a member the leader has just removed. The core refuses them.
+            Err(crate::error::Error::UnknownNode(_)) => return,
+            Err(error) => {
+                self.fail(format!(
+                    "node {to} refused a valid message from {from}: {error}"
+                ));
+                return;
+            }
         }
         self.process(to);
     }

@@ -1027,7 +1027,8 @@ impl Cluster {
             }
         }
         // Items: acknowledged once, or still in the queue.
-        let Some(reference) = self.ids().into_iter().find(|&id| self.is_up(id)) else {
+        // A member's replica: a node removed from the cluster stopped applying.
+        let Some(reference) = self.members().into_iter().find(|&id| self.is_up(id)) else {
             return;
         };
         let present: Vec<u64> = self

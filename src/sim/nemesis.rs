@@ -5,7 +5,7 @@
 
 use super::cluster::Cluster;
 use super::network::{Event, LinkFaults, TICK_US};
-use crate::core::raft::{Message, MessageBody, Role};
+use crate::core::raft::{ConfChange, Message, MessageBody, Role};
 use crate::error::Error;
 use crate::limits::ENTRY_BYTES_MAX;
 use crate::types::{ConfState, Entry, EntryKind, NodeId, Payload, SnapshotMeta};
@@ -35,10 +35,14 @@ pub struct FaultSet {
     /// of its last write; or a bit flips in a durable record on a minority of nodes, which the
     /// node detects at its next start and refuses to start on, until it is repaired.
     pub disk: bool,
+    /// Membership changes: learners added (spare nodes, or removed ones re-added), learners
+    /// promoted, voters removed (the leader among them), learners removed. Not part of
+    /// `all`, which keeps the membership fixed: ask for it as `all,membership`.
+    pub membership: bool,
 }
 
 /// Names accepted by [`FaultSet::parse`], in the order of the fields.
-pub const FAULT_NAMES: [&str; 10] = [
+pub const FAULT_NAMES: [&str; 11] = [
     "drop",
     "duplicate",
     "reorder",
@@ -49,6 +53,7 @@ pub const FAULT_NAMES: [&str; 10] = [
     "bad-input",
     "clock",
     "disk",
+    "membership",
 ];
 
 impl FaultSet {
@@ -65,18 +70,25 @@ impl FaultSet {
             bad_input: true,
             clock: true,
             disk: true,
+            membership: false,
         }
     }
 
-    /// Parses `all`, `none`, or a comma-separated list of [`FAULT_NAMES`].
+    /// Parses `all`, `none`, or a comma-separated list of [`FAULT_NAMES`] (which may include
+    /// `all`: `all,membership`).
     pub fn parse(text: &str) -> Result<FaultSet, String> {
-        match text {
-            "all" => return Ok(FaultSet::all()),
-            "none" => return Ok(FaultSet::default()),
-            _ => {}
+        if text == "none" {
+            return Ok(FaultSet::default());
         }
         let mut set = FaultSet::default();
         for name in text.split(',') {
+            if name.trim() == "all" {
+                set = FaultSet {
+                    membership: set.membership,
+                    ..FaultSet::all()
+                };
+                continue;
+            }
             let flag = match name.trim() {
                 "drop" => &mut set.drop,
                 "duplicate" => &mut set.duplicate,
@@ -88,6 +100,7 @@ impl FaultSet {
                 "bad-input" => &mut set.bad_input,
                 "clock" => &mut set.clock,
                 "disk" => &mut set.disk,
+                "membership" => &mut set.membership,
                 other => {
                     return Err(format!(
                         "unknown fault '{other}'; use all, none, or a list of: {}",
@@ -105,6 +118,13 @@ impl FaultSet {
         if *self == FaultSet::all() {
             return "all".into();
         }
+        let all_but_membership = FaultSet {
+            membership: false,
+            ..*self
+        };
+        if self.membership && all_but_membership == FaultSet::all() {
+            return "all,membership".into();
+        }
         let flags = [
             self.drop,
             self.duplicate,
@@ -116,6 +136,7 @@ impl FaultSet {
             self.bad_input,
             self.clock,
             self.disk,
+            self.membership,
         ];
         let names: Vec<&str> = FAULT_NAMES
             .iter()
@@ -178,6 +199,9 @@ impl Cluster {
         if f.disk {
             actions.push(8);
         }
+        if f.membership {
+            actions.extend([9, 9]);
+        }
         match *self.rng.pick(&actions).unwrap_or(&0) {
             1 => self.fault_links(),
             2 => self.fault_symmetric_partition(),
@@ -187,6 +211,7 @@ impl Cluster {
             6 => self.fault_pause(),
             7 => self.fault_clock(),
             8 => self.fault_disk(),
+            9 => self.fault_membership(),
             _ => self.heal(),
         }
         let next = self.now + self.election_us() * self.rng.range(1, 6);
@@ -307,15 +332,92 @@ impl Cluster {
         let Some(victim) = self.pick_running() else {
             return;
         };
-        // Corruption is allowed on a minority only: repaired nodes stop voting, and a majority
-        // of voters must remain for the cluster to elect leaders at all.
-        let minority = (self.nodes.len() - 1) / 2;
-        if self.rng.chance(1, 2) && self.corrupted_nodes < minority {
+        // Corruption is allowed on a minority of the voters only: repaired nodes stop voting,
+        // and a majority of voters must remain for the cluster to elect leaders at all.
+        if self.rng.chance(1, 2) && self.votes_remain_everywhere(&[victim]) {
             self.corrupt_disk(victim);
         } else {
             // EIO or ENOSPC on the next write: the node stops mid-write.
             self.crash_torn(victim);
             self.schedule_restart(victim);
+        }
+    }
+
+    /// Changes the membership through the leader: adds a learner (a spare, or a node removed
+    /// earlier), promotes a learner, or removes a learner or a voter (sometimes the leader
+    /// itself), keeping at least three voters. Refusals (a change in progress, a learner not
+    /// caught up) are part of the exercise.
+    /// Whether `voters` keep a majority able to vote once `also` cannot (a corrupted or
+    /// repaired node forgets its votes and no longer votes).
+    pub(super) fn votes_remain(&self, voters: &[NodeId], also: &[NodeId]) -> bool {
+        let unable = voters
+            .iter()
+            .filter(|&&id| also.contains(&id) || self.cannot_vote(id))
+            .count();
+        unable <= (voters.len() - 1) / 2
+    }
+
+    /// [`Cluster::votes_remain`] for every set of voters some running node's membership
+    /// names (both halves of a joint one): an uncommitted membership may still be lost, and
+    /// the one before it come back into force.
+    fn votes_remain_everywhere(&self, also: &[NodeId]) -> bool {
+        let mut confs: Vec<crate::types::ConfState> = self
+            .ids()
+            .into_iter()
+            .filter_map(|id| self.stored_conf(id))
+            .collect();
+        confs.push(self.membership());
+        confs.iter().all(|conf| {
+            self.votes_remain(&conf.voters, also)
+                && (conf.voters_outgoing.is_empty()
+                    || self.votes_remain(&conf.voters_outgoing, also))
+        })
+    }
+
+    fn fault_membership(&mut self) {
+        let Some(leader) = self.leader() else {
+            return;
+        };
+        let conf = match self.raft(leader) {
+            Some(raft) => raft.conf().clone(),
+            None => return,
+        };
+        let outsiders: Vec<NodeId> = self
+            .ids()
+            .into_iter()
+            .filter(|&id| !conf.is_member(id))
+            .collect();
+        let mut choices: Vec<ConfChange> = Vec::new();
+        if let Some(&id) = self.rng.pick(&outsiders) {
+            choices.push(ConfChange::AddLearner(id));
+        }
+        if let Some(&id) = self.rng.pick(&conf.learners) {
+            let mut promoted = conf.voters.clone();
+            promoted.push(id);
+            if self.votes_remain(&promoted, &[]) {
+                choices.extend([ConfChange::Promote(id), ConfChange::Promote(id)]);
+            }
+            choices.push(ConfChange::Remove(id));
+        }
+        if conf.voters.len() > 3 {
+            let voter = if self.rng.chance(1, 3) {
+                Some(leader)
+            } else {
+                self.rng.pick(&conf.voters).copied()
+            };
+            let remaining: Vec<NodeId> = conf
+                .voters
+                .iter()
+                .copied()
+                .filter(|&v| Some(v) != voter)
+                .collect();
+            if self.votes_remain(&remaining, &[]) {
+                choices.extend(voter.map(ConfChange::Remove));
+            }
+        }
+        if let Some(&change) = self.rng.pick(&choices) {
+            // Refused proposals change nothing.
+            let _ = self.propose_conf_change(leader, change);
         }
     }
 

@@ -6,7 +6,7 @@ use std::collections::BinaryHeap;
 
 use crate::core::raft::Message;
 use crate::core::rng::Rng;
-use crate::limits::{SIM_NETWORK_MESSAGES_MAX, SIM_NODES_MAX};
+use crate::limits::{SIM_NETWORK_MESSAGES_MAX, SIM_NODES_MAX, SIM_SPARES_MAX};
 use crate::types::NodeId;
 
 /// Virtual microseconds per Raft tick.
@@ -99,7 +99,7 @@ pub struct Network {
     next_seq: u64,
     messages_in_flight: usize,
     /// `blocked[from][to]`: messages from `from` to `to` are lost.
-    blocked: [[bool; SIM_NODES_MAX + 1]; SIM_NODES_MAX + 1],
+    blocked: [[bool; SIM_NODES_MAX + SIM_SPARES_MAX + 1]; SIM_NODES_MAX + SIM_SPARES_MAX + 1],
     /// The link faults in force.
     pub faults: LinkFaults,
     rng: Rng,
@@ -115,7 +115,8 @@ impl Network {
             queue: BinaryHeap::new(),
             next_seq: 0,
             messages_in_flight: 0,
-            blocked: [[false; SIM_NODES_MAX + 1]; SIM_NODES_MAX + 1],
+            blocked: [[false; SIM_NODES_MAX + SIM_SPARES_MAX + 1];
+                SIM_NODES_MAX + SIM_SPARES_MAX + 1],
             faults: LinkFaults::default(),
             rng,
         }
@@ -190,7 +191,8 @@ impl Network {
 
     /// Removes every partition and link fault.
     pub fn heal(&mut self) {
-        self.blocked = [[false; SIM_NODES_MAX + 1]; SIM_NODES_MAX + 1];
+        self.blocked =
+            [[false; SIM_NODES_MAX + SIM_SPARES_MAX + 1]; SIM_NODES_MAX + SIM_SPARES_MAX + 1];
         self.faults = LinkFaults::default();
     }
 

@@ -90,11 +90,20 @@ pub struct SeedReport {
     pub expiries: u64,
     /// Events delivered to watchers.
     pub watch_events: u64,
+    /// Membership changes accepted by leaders.
+    pub conf_changes: u64,
 }
 
 /// Runs one seed.
 pub fn run_seed(options: &SimOptions, seed: u64) -> SeedReport {
-    let mut cluster = Cluster::new(options.nodes, seed, settings_for_seed(options, seed));
+    // With membership faults, two spare nodes wait to be added.
+    let spares = if options.faults.membership {
+        crate::limits::SIM_SPARES_MAX
+    } else {
+        0
+    };
+    let settings = settings_for_seed(options, seed);
+    let mut cluster = Cluster::with_spares(options.nodes, spares, seed, settings);
     let fault_end = options.fault_ticks * TICK_US;
     cluster.add_clients(options.clients, options.keys, fault_end);
     cluster.add_coord_clients(options.coord_clients, options.watchers, fault_end);
@@ -111,8 +120,9 @@ pub fn run_seed(options: &SimOptions, seed: u64) -> SeedReport {
         // Let every member apply what was committed last (expiries, closes), then check.
         let target = cluster.applied_anywhere();
         let budget = HEAL_ELECTION_TIMEOUTS_MAX * u64::from(cluster.settings.election_ticks);
+        let members = cluster.members();
         cluster.run_until_true(budget, |c| {
-            c.ids()
+            members
                 .iter()
                 .all(|&id| c.raft(id).is_some_and(|r| r.applied_index() >= target))
         });
@@ -133,6 +143,7 @@ pub fn run_seed(options: &SimOptions, seed: u64) -> SeedReport {
     }
     report.operations = cluster.history().len() as u64;
     report.elections = cluster.elections();
+    report.conf_changes = cluster.conf_changes;
     report.bad_inputs_rejected = cluster.bad_inputs_rejected;
     report.corruptions_detected = cluster.corruptions_detected;
     report.snapshot_chunks = cluster
@@ -178,8 +189,9 @@ fn heal_and_check_liveness(cluster: &mut Cluster) -> u64 {
     let healed_at = cluster.now;
     let budget = HEAL_ELECTION_TIMEOUTS_MAX * u64::from(cluster.settings.election_ticks);
     if !cluster.run_until_true(budget, |c| c.leader().is_some()) {
+        let states = cluster.describe_nodes();
         cluster.fail(format!(
-            "liveness: no leader within {budget} ticks after healing"
+            "liveness: no leader within {budget} ticks after healing; {states}"
         ));
         return budget;
     }
@@ -200,8 +212,9 @@ fn heal_and_check_liveness(cluster: &mut Cluster) -> u64 {
         .max()
         .unwrap_or(0)
         .max(probe);
+    // Nodes removed from the cluster (or never added) are not held to its liveness.
     let all_applied = |c: &Cluster| {
-        c.ids()
+        c.members()
             .iter()
             .all(|&id| c.raft(id).is_some_and(|r| r.applied_index() >= target))
     };
@@ -213,7 +226,8 @@ fn heal_and_check_liveness(cluster: &mut Cluster) -> u64 {
         ));
         return ticks_to_leader;
     }
-    check_acknowledged_writes(cluster, &ids);
+    let members = cluster.members();
+    check_acknowledged_writes(cluster, &members);
     ticks_to_leader
 }
 
@@ -236,7 +250,7 @@ fn commit_probe(cluster: &mut Cluster, ticks: u64) -> Option<u64> {
         }
         if let Some((index, _)) = probe {
             let everywhere = cluster
-                .ids()
+                .members()
                 .iter()
                 .all(|&id| cluster.raft(id).is_some_and(|r| r.applied_index() >= index));
             if everywhere {
@@ -304,6 +318,8 @@ pub struct Summary {
     pub expiries: u64,
     /// Watch events delivered across all seeds.
     pub watch_events: u64,
+    /// Membership changes across all seeds.
+    pub conf_changes: u64,
 }
 
 /// Runs `seeds` (in parallel on `threads` threads); `on_done` sees each report as it finishes.
@@ -350,6 +366,7 @@ pub fn run_seeds(
         summary.grants += report.grants;
         summary.expiries += report.expiries;
         summary.watch_events += report.watch_events;
+        summary.conf_changes += report.conf_changes;
         summary.max_election_ticks = summary
             .max_election_ticks
             .max(report.election_ticks_after_heal);

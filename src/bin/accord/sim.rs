@@ -23,7 +23,10 @@ options:
   --first-seed S   first seed of the range (default 1)
   --seed S         run exactly one seed (replays it byte for byte)
   --faults LIST    all, none, or a comma list of: drop, duplicate, reorder, delay,
-                   partition, crash, pause, bad-input, clock, disk (default all)
+                   partition, crash, pause, bad-input, clock, disk, membership
+                   (default all: every fault but membership changes; all,membership
+                   adds them: learners added, promoted and removed, voters removed,
+                   the leader among them, with two spare nodes to add)
   --ticks N        length of the fault phase in ticks (default 3000)
   --clients N      concurrent clients (default 5)
   --keys N         keys the clients share (default 3)
@@ -132,7 +135,7 @@ pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
     write(
         &mut out,
         format!(
-            "sim: seeds={} failed={} ops={} linearizable={}/{} elections={} max_election_ticks={} lock_violations={} election_violations={} queue_violations={} watch_violations={} grants={} expiries={} watch_events={}",
+            "sim: seeds={} failed={} ops={} linearizable={}/{} elections={} max_election_ticks={} lock_violations={} election_violations={} queue_violations={} watch_violations={} grants={} expiries={} watch_events={} conf_changes={}",
             summary.seeds,
             summary.failures.len(),
             summary.operations,
@@ -146,7 +149,8 @@ pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
             summary.watch_violations,
             summary.grants,
             summary.expiries,
-            summary.watch_events
+            summary.watch_events,
+            summary.conf_changes
         ),
     );
     Ok(if summary.failures.is_empty() {

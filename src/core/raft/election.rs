@@ -10,7 +10,7 @@ impl<S: Storage> Raft<S> {
     /// Starts an election: a pre-vote round first when enabled, unless `transfer` (asked by the
     /// leader through TimeoutNow) says to campaign at once.
     pub(super) fn start_election(&mut self, transfer: bool) {
-        if !self.tracker.is_voter(self.id) || !self.config.may_vote {
+        if !self.may_campaign() || !self.config.may_vote {
             return;
         }
         if self.config.pre_vote && !transfer {

@@ -27,9 +27,7 @@ use std::collections::VecDeque;
 use super::node::{Raft, Role};
 use super::storage::Storage;
 use crate::error::{Error, Result};
-use crate::limits::{
-    APPEND_BYTES_MAX, LEARNERS_MAX, PROMOTE_LAG_ENTRIES_MAX, VOTERS_MAX,
-};
+use crate::limits::{APPEND_BYTES_MAX, LEARNERS_MAX, PROMOTE_LAG_ENTRIES_MAX, VOTERS_MAX};
 use crate::types::{ConfState, Entry, EntryKind, Index, NodeId, Payload, NO_NODE};
 
 /// A change of membership, as a leader proposes it.
@@ -119,6 +117,23 @@ impl<S: Storage> Raft<S> {
         self.confs.current()
     }
 
+    /// Whether this node may start an election: it votes in the membership in force, or in
+    /// one its log holds that is not yet superseded by a committed one. The second case is
+    /// for liveness: a voter whose log holds an uncommitted membership without it may have
+    /// the longest log, which the others need before they can elect anyone; it campaigns,
+    /// leads until the membership without it commits, then hands over.
+    pub(super) fn may_campaign(&self) -> bool {
+        self.confs
+            .entries
+            .iter()
+            .any(|(_, conf)| conf.is_voter(self.id))
+    }
+
+    /// Forgets memberships that a committed newer one replaced.
+    pub(super) fn compact_confs(&mut self) {
+        self.confs.compact(self.log.committed);
+    }
+
     /// Whether a membership change is in progress: the newest membership in the log is not
     /// committed yet, or it is joint.
     pub fn conf_change_pending(&self) -> bool {
@@ -136,7 +151,9 @@ impl<S: Storage> Raft<S> {
             ));
         }
         if self.conf_change_pending() {
-            return Err(Error::Busy("membership change: another change is in progress"));
+            return Err(Error::Busy(
+                "membership change: another change is in progress",
+            ));
         }
         let conf = self.conf().clone();
         let refuse = |why: String| Err(Error::Rejected(format!("{change}: {why}")));

@@ -18,9 +18,7 @@ use crate::limits::{
     APPEND_BYTES_MAX, APPEND_ENTRIES_COUNT_MAX, ELECTION_TICKS_MAX, ELECTION_TICKS_MIN,
     ENTRY_BYTES_MAX, INFLIGHT_MESSAGES_MAX, OUTBOX_MESSAGES_MAX, VOTERS_MAX,
 };
-use crate::types::{
-    ConfState, Entry, EntryKind, HardState, Index, NodeId, Payload, Term, NO_NODE,
-};
+use crate::types::{ConfState, Entry, EntryKind, HardState, Index, NodeId, Payload, Term, NO_NODE};
 
 /// Settings of one Raft node. [`Config::new`] gives the defaults a cluster on a LAN wants.
 #[derive(Clone, Debug)]
@@ -318,8 +316,9 @@ impl<S: Storage> Raft<S> {
 
     fn tick_election(&mut self) {
         self.election_elapsed = self.election_elapsed.saturating_add(1);
-        if self.tracker.is_voter(self.id) && self.election_elapsed >= self.randomized_election_ticks
-        {
+        // A commit index learned from heartbeats alone may have settled a membership.
+        self.compact_confs();
+        if self.may_campaign() && self.election_elapsed >= self.randomized_election_ticks {
             self.election_elapsed = 0;
             self.start_election(false);
         }

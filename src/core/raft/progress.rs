@@ -283,12 +283,10 @@ impl ProgressTracker {
             let is_learner = !conf.is_voter(id);
             match self.progress.iter_mut().find(|p| p.id == id) {
                 Some(p) => p.is_learner = is_learner,
-                None => self.progress.push(Progress::new(
-                    id,
-                    next_index,
-                    self.inflight_max,
-                    is_learner,
-                )),
+                None => {
+                    self.progress
+                        .push(Progress::new(id, next_index, self.inflight_max, is_learner))
+                }
             }
         }
         self.progress.sort_by_key(|p| p.id);
@@ -359,8 +357,7 @@ impl ProgressTracker {
                 .progress
                 .iter()
                 .filter(|p| {
-                    voters.contains(&p.id)
-                        && (p.id == self_id || (p.recent_active && p.counted))
+                    voters.contains(&p.id) && (p.id == self_id || (p.recent_active && p.counted))
                 })
                 .count();
             voters.is_empty() || heard > voters.len() / 2

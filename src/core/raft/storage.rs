@@ -66,6 +66,15 @@ impl MemStorage {
         }
     }
 
+    /// Storage for a node joining a running cluster whose membership is `conf` (it learns the
+    /// log from the leader).
+    pub fn new_with_conf(conf: ConfState) -> MemStorage {
+        MemStorage {
+            conf_state: conf,
+            ..MemStorage::default()
+        }
+    }
+
     /// Storage holding recovered state: membership `conf`, the latest `snapshot`, and the log
     /// after `base` (index, term), which is at or after the snapshot's index.
     pub fn from_parts(
