@@ -70,6 +70,9 @@ pub const VOTERS_MAX: usize = 7;
 /// Learners a configuration may hold.
 pub const LEARNERS_MAX: usize = 16;
 
+/// Bytes of context (the members' addresses) a membership entry may carry.
+pub const MEMBERSHIP_CONTEXT_BYTES_MAX: usize = 8 * 1024;
+
 /// How far (in entries) a learner's log may trail the leader's for it to be promoted to
 /// voter: a voter that far behind would hold up commits while it catches up.
 pub const PROMOTE_LAG_ENTRIES_MAX: u64 = 1000;

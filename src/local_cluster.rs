@@ -22,6 +22,8 @@ pub struct LocalCluster {
     dir: PathBuf,
     members: BTreeMap<NodeId, SocketAddr>,
     processes: BTreeMap<NodeId, Child>,
+    /// Members added to the running cluster (started with `--join` instead of `--peers`).
+    joined: std::collections::BTreeSet<NodeId>,
     /// Extra arguments every server gets (tick length, election timeout…).
     pub server_args: Vec<String>,
 }
@@ -65,6 +67,7 @@ impl LocalCluster {
             dir,
             members,
             processes: BTreeMap::new(),
+            joined: std::collections::BTreeSet::new(),
             server_args: server_args.iter().map(|s| s.to_string()).collect(),
         };
         for id in 1..=nodes as NodeId {
@@ -131,15 +134,38 @@ impl LocalCluster {
         None
     }
 
+    /// Starts a new member `id` on a free port and has it join the running cluster
+    /// (`accord server --join`): it is added as a learner, catches up and asks to be
+    /// promoted.
+    pub fn join(&mut self, id: NodeId, extra: &[&str]) -> Result<()> {
+        if self.members.contains_key(&id) {
+            return Err(Error::InvalidConfig(format!("member {id} exists already")));
+        }
+        let address = free_ports(1)?[0];
+        self.members.insert(id, address);
+        self.joined.insert(id);
+        self.spawn_with(id, extra)
+    }
+
+    /// Forgets member `id` (removed from the membership): kills its process if it runs, and
+    /// leaves it out of the endpoints from now on.
+    pub fn forget(&mut self, id: NodeId) {
+        self.kill(id);
+        self.members.remove(&id);
+        self.joined.remove(&id);
+    }
+
     /// Starts (or restarts) member `id`'s process with extra arguments (such as `--rejoin`).
     pub fn spawn_with(&mut self, id: NodeId, extra: &[&str]) -> Result<()> {
         let address = self.members[&id];
-        let peers: Vec<String> = self
-            .members
-            .iter()
-            .filter(|(&other, _)| other != id)
-            .map(|(other, a)| format!("{other}={a}"))
-            .collect();
+        let others = self.members.iter().filter(|(&other, _)| other != id);
+        let membership: Vec<String> = if self.joined.contains(&id) {
+            let endpoints: Vec<String> = others.map(|(_, a)| a.to_string()).collect();
+            vec!["--join".into(), endpoints.join(",")]
+        } else {
+            let peers: Vec<String> = others.map(|(other, a)| format!("{other}={a}")).collect();
+            vec!["--peers".into(), peers.join(",")]
+        };
         let log_path = self.dir.join(format!("node{id}.log"));
         let log = fs::OpenOptions::new()
             .create(true)
@@ -149,7 +175,7 @@ impl LocalCluster {
         let child = Command::new(&self.binary)
             .arg("server")
             .args(["--id", &id.to_string(), "--listen", &address.to_string()])
-            .args(["--peers", &peers.join(",")])
+            .args(&membership)
             .arg("--data-dir")
             .arg(self.data_dir(id))
             .args(&self.server_args)

@@ -277,7 +277,18 @@ impl ConfState {
 
     /// Decodes [`ConfState::encode`]'s bytes and validates the membership.
     pub fn decode(bytes: &[u8]) -> std::result::Result<ConfState, String> {
-        use crate::limits::{LEARNERS_MAX, VOTERS_MAX};
+        let (conf, context) = ConfState::decode_entry(bytes)?;
+        if !context.is_empty() {
+            return Err(format!("{} unexpected bytes at the end", context.len()));
+        }
+        Ok(conf)
+    }
+
+    /// Decodes a [`EntryKind::ConfChange`] entry: the membership, then the context the
+    /// driver attached (opaque to consensus; the runtime keeps the members' addresses there),
+    /// at most [`crate::limits::MEMBERSHIP_CONTEXT_BYTES_MAX`] bytes.
+    pub fn decode_entry(bytes: &[u8]) -> std::result::Result<(ConfState, &[u8]), String> {
+        use crate::limits::{LEARNERS_MAX, MEMBERSHIP_CONTEXT_BYTES_MAX, VOTERS_MAX};
         let mut reader = crate::codec::Reader::new(bytes);
         let version = reader.u8()?;
         if version != CONF_STATE_FORMAT {
@@ -288,9 +299,15 @@ impl ConfState {
             learners: reader.ids(LEARNERS_MAX)?,
             voters_outgoing: reader.ids(VOTERS_MAX)?,
         };
-        reader.finish()?;
         conf.validate()?;
-        Ok(conf)
+        let context = reader.rest();
+        if context.len() > MEMBERSHIP_CONTEXT_BYTES_MAX {
+            return Err(format!(
+                "a membership context of {} bytes exceeds {MEMBERSHIP_CONTEXT_BYTES_MAX}",
+                context.len()
+            ));
+        }
+        Ok((conf, context))
     }
 }
 

@@ -19,7 +19,10 @@ use crate::core::state::{Command, Condition, KeyValue, Op, Outcome, Request};
 use crate::error::{Error, Result};
 use crate::limits::WATCH_BUFFER_EVENTS_MAX;
 use crate::runtime::node::LoopHandle;
-use crate::runtime::wire::{self, Caller, ClientOp, ClientReply, Decoded, Frame, Status};
+use crate::runtime::wire::{
+    self, Caller, ClientOp, ClientReply, Decoded, Frame, MembershipOp, MembershipView, Status,
+};
+use crate::types::NodeId;
 
 /// Longest one attempt waits for a member's answer before the client tries another member
 /// (a paused or partitioned member must not hold a call for its whole timeout). A write
@@ -263,6 +266,41 @@ impl Client {
     pub fn status(&self) -> Result<Status> {
         match self.call(ClientOp::Status)? {
             ClientReply::Status(status) => Ok(status),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The cluster's membership as its leader sees it: voters, learners, the members'
+    /// addresses, and whether a change is in progress.
+    pub fn member_list(&self) -> Result<MembershipView> {
+        self.membership(MembershipOp::List)
+    }
+
+    /// Adds member `id`, listening at `address`, as a learner: it receives the log but does
+    /// not vote until promoted. Returns once the change is committed. Retrying a change that
+    /// already took effect succeeds.
+    pub fn member_add_learner(&self, id: NodeId, address: &str) -> Result<MembershipView> {
+        self.membership(MembershipOp::AddLearner {
+            id,
+            address: address.to_string(),
+        })
+    }
+
+    /// Makes learner `id` a voter, through a joint membership; returns once the change is
+    /// complete. Refused while the learner has not caught up with the leader's log.
+    pub fn member_promote(&self, id: NodeId) -> Result<MembershipView> {
+        self.membership(MembershipOp::Promote { id })
+    }
+
+    /// Removes member `id` (a voter, the leader included, or a learner); returns once the
+    /// change is complete. A removed leader hands its leadership over first.
+    pub fn member_remove(&self, id: NodeId) -> Result<MembershipView> {
+        self.membership(MembershipOp::Remove { id })
+    }
+
+    fn membership(&self, op: MembershipOp) -> Result<MembershipView> {
+        match self.call(ClientOp::Membership(op))? {
+            ClientReply::Membership(view) => Ok(view),
             other => Err(unexpected(other)),
         }
     }

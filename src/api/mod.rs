@@ -13,7 +13,7 @@ pub use crate::core::state::group::Member;
 pub use crate::core::state::lock::Holder;
 pub use crate::core::state::{Compare, Condition, Ended, Event, EventKind, KeyValue, Op, Space};
 pub use crate::runtime::node::NodeConfig;
-pub use crate::runtime::wire::Status;
+pub use crate::runtime::wire::{MembershipView, Status};
 pub use client::{CancelHandle, Client, ClientConfig};
 pub use node::Node;
 pub use primitives::{session, Claim, Fence, LeaderChange, Leadership, Lock, Membership, Observer};

@@ -2,6 +2,7 @@
 //! protocol (`connection`, `wire`), and durable storage (`storage`).
 
 pub mod connection;
+pub mod members;
 pub mod node;
 pub mod storage;
 pub mod wire;

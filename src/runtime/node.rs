@@ -30,9 +30,12 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::connection::{Connection, Peer, ReadOutcome};
+use super::members;
 use super::storage::{StorageOptions, WalStorage};
-use super::wire::{Answer, Caller, ClientOp, ClientReply, Frame, Query, Status};
-use crate::core::raft::{Config, Message, Raft, Ready, Role, Storage};
+use super::wire::{
+    Answer, Caller, ClientOp, ClientReply, Frame, MembershipOp, MembershipView, Query, Status,
+};
+use crate::core::raft::{ConfChange, Config, Message, Raft, Ready, Role, Storage};
 use crate::core::state::lease::SessionClock;
 use crate::core::state::watch::{WatchHub, WatchKey, WatchRefused};
 use crate::core::state::{Command, Event, EventKind, Request, StateMachine};
@@ -110,6 +113,9 @@ pub struct NodeConfig {
     /// This member's data directory was re-created empty: it replicates but neither votes nor
     /// counts toward quorums (it cannot remember whom it voted for).
     pub rejoin: bool,
+    /// For a member joining a running cluster (its data directory new): the membership it
+    /// was added to and the members' addresses (`members` then holds those addresses too).
+    pub join: Option<(ConfState, Vec<u8>)>,
 }
 
 impl NodeConfig {
@@ -132,6 +138,7 @@ impl NodeConfig {
             snapshot_every_entries: 10_000,
             compaction_margin_entries: crate::limits::COMPACTION_MARGIN_ENTRIES_DEFAULT,
             rejoin: false,
+            join: None,
         }
     }
 
@@ -144,8 +151,13 @@ impl NodeConfig {
                 self.id
             ));
         }
-        if self.members.len() > crate::limits::VOTERS_MAX {
-            return invalid(format!("at most {} members", crate::limits::VOTERS_MAX));
+        let members_max = if self.join.is_some() {
+            2 * crate::limits::VOTERS_MAX + crate::limits::LEARNERS_MAX
+        } else {
+            crate::limits::VOTERS_MAX
+        };
+        if self.members.len() > members_max {
+            return invalid(format!("at most {members_max} members"));
         }
         if self.tick < Duration::from_millis(1) || self.tick > Duration::from_secs(10) {
             return invalid("the tick must be between 1 ms and 10 s".into());
@@ -284,6 +296,12 @@ pub struct EventLoop {
     session_clock: SessionClock,
     /// Origin of the millisecond clock the session deadlines use.
     started: Instant,
+    /// Where the members listen (this member included), from the newest membership.
+    addresses: BTreeMap<NodeId, SocketAddr>,
+    /// The membership entry the addresses were last taken from.
+    conf_seen: crate::types::Index,
+    /// A membership change this leader proposed, answered once it completes.
+    pending_conf: Option<Pending>,
 }
 
 fn log(id: NodeId, text: impl std::fmt::Display) {
@@ -299,6 +317,7 @@ impl EventLoop {
         let voters: Vec<NodeId> = config.members.keys().copied().collect();
         let options = StorageOptions {
             compaction_margin_entries: config.compaction_margin_entries,
+            join_conf: config.join.clone(),
             ..StorageOptions::new(&voters)
         };
         let (storage, report) = WalStorage::open(&config.data_dir, &options)?;
@@ -376,7 +395,12 @@ impl EventLoop {
             watches: WatchHub::new(state_revision),
             session_clock: SessionClock::new(),
             started: now,
+            addresses: BTreeMap::new(),
+            conf_seen: u64::MAX,
+            pending_conf: None,
         };
+        let mut event_loop = event_loop;
+        event_loop.sync_membership();
         let handle = LoopHandle {
             commands: sender,
             waker,
@@ -678,7 +702,8 @@ impl EventLoop {
                 self.config.cluster
             ))
         } else if let Caller::Member(id) = caller {
-            (!self.config.members.contains_key(&id) || id == self.config.id)
+            let known = self.addresses.contains_key(&id) || self.raft.conf().is_member(id);
+            (!known || id == self.config.id)
                 .then(|| format!("node {id} is not a member of this cluster"))
         } else if caller == Caller::Client(0) {
             Some("client id 0 is reserved for the cluster itself".to_string())
@@ -870,6 +895,7 @@ impl EventLoop {
                 prefix,
                 from,
             } => self.start_watch(to, watch, space, prefix, from),
+            ClientOp::Membership(op) => self.on_membership(to, op, since),
             ClientOp::Unwatch { watch } => {
                 if let ReplyTo::Socket { slot, serial, .. } = to {
                     self.watches.remove(&WatchKey {
@@ -1022,8 +1048,7 @@ impl EventLoop {
             Error::NotLeader { leader } => {
                 let leader = leader.unwrap_or(0);
                 let address = self
-                    .config
-                    .members
+                    .addresses
                     .get(&leader)
                     .map(|a| a.to_string())
                     .unwrap_or_default();
@@ -1213,7 +1238,187 @@ impl EventLoop {
             self.process_ready(ready)?;
         }
         self.serve_confirmed_reads();
+        if self.raft.conf_index() != self.conf_seen {
+            self.sync_membership();
+        }
+        self.answer_membership_change();
         Ok(())
+    }
+
+    // ----- membership -----
+
+    /// Takes the members' addresses from the newest membership (its entry's context, or the
+    /// applied one kept in the state, or the configured members), and opens or closes links
+    /// to match.
+    fn sync_membership(&mut self) {
+        self.conf_seen = self.raft.conf_index();
+        let sources = [
+            self.raft.conf_context(),
+            self.state.membership_context(),
+            self.raft.storage().bootstrap_context(),
+        ];
+        let mut addresses = sources
+            .iter()
+            .filter_map(|context| members::decode_addresses(context).ok())
+            .find(|book| !book.is_empty())
+            .unwrap_or_else(|| self.config.members.clone());
+        addresses.insert(self.config.id, self.config.listen);
+        let conf = self.raft.conf().clone();
+        let mut peers: Vec<NodeId> = addresses.keys().copied().collect();
+        peers.extend(conf.members());
+        peers.retain(|&id| id != self.config.id);
+        self.raft.set_peers(peers);
+        // A member the membership names keeps its address even if a context omitted it.
+        for id in conf.members() {
+            if let (false, Some(address)) = (addresses.contains_key(&id), self.addresses.get(&id)) {
+                addresses.insert(id, *address);
+            }
+        }
+        addresses.retain(|id, _| conf.is_member(*id) || *id == self.config.id);
+        let now = Instant::now();
+        let gone: Vec<NodeId> = self
+            .links
+            .keys()
+            .copied()
+            .filter(|id| !addresses.contains_key(id))
+            .collect();
+        for id in gone {
+            if let Some(slot) = self.links.remove(&id).and_then(|link| link.slot) {
+                self.close(slot, "the member left the cluster");
+            }
+        }
+        for (&id, &address) in &addresses {
+            if id == self.config.id {
+                continue;
+            }
+            let link = self.links.entry(id).or_insert(Link {
+                address,
+                slot: None,
+                next_attempt: now,
+                backoff: RECONNECT_BACKOFF_MIN,
+            });
+            link.address = address;
+        }
+        if self.addresses != addresses && !self.addresses.is_empty() {
+            log(self.config.id, format!("membership: {conf}"));
+        }
+        if !conf.is_member(self.config.id) && self.raft.conf_index() > 0 {
+            log(
+                self.config.id,
+                "this member is no longer in the cluster's membership; stop it",
+            );
+        }
+        self.addresses = addresses;
+    }
+
+    /// Serves a membership request: a listing anywhere, a change on the leader.
+    fn on_membership(&mut self, to: ReplyTo, op: MembershipOp, since: Instant) {
+        let mut addresses = self.addresses.clone();
+        let change = match op {
+            // The leader's view: a member that was removed, or is cut off, may not know the
+            // membership has changed.
+            MembershipOp::List if self.raft.role() != Role::Leader => {
+                let reply = self.refusal(Error::NotLeader {
+                    leader: self.raft.leader(),
+                });
+                self.reply(&to, reply);
+                return;
+            }
+            MembershipOp::List => {
+                let reply = ClientReply::Membership(self.membership_view());
+                self.reply(&to, reply);
+                return;
+            }
+            MembershipOp::AddLearner { id, address } => {
+                let Ok(address) = address.parse::<SocketAddr>() else {
+                    let why = format!("member address {address:?} is not host:port");
+                    self.reply(&to, ClientReply::Failed(why));
+                    return;
+                };
+                addresses.insert(id, address);
+                ConfChange::AddLearner(id)
+            }
+            MembershipOp::Promote { id } => ConfChange::Promote(id),
+            MembershipOp::Remove { id } => {
+                addresses.remove(&id);
+                ConfChange::Remove(id)
+            }
+        };
+        // A change already in force succeeds again: a client may retry one whose answer it
+        // lost (a leader change in the middle).
+        let conf = self.raft.conf();
+        let done = !conf.is_joint()
+            && match change {
+                ConfChange::AddLearner(id) => {
+                    conf.is_member(id) && addresses.get(&id) == self.addresses.get(&id)
+                }
+                ConfChange::Promote(id) => conf.voters.contains(&id),
+                ConfChange::Remove(id) => !conf.is_member(id),
+            };
+        if done && self.raft.role() == Role::Leader {
+            let reply = ClientReply::Membership(self.membership_view());
+            self.reply(&to, reply);
+            return;
+        }
+        if self.pending_conf.is_some() {
+            let busy = "another membership change is in progress; retry".to_string();
+            self.reply(&to, ClientReply::Unavailable(busy));
+            return;
+        }
+        let context = members::encode_addresses(&addresses);
+        match self.raft.propose_conf_change(change, &context) {
+            Ok(index) => {
+                log(
+                    self.config.id,
+                    format!("proposed {change} at index {index}"),
+                );
+                self.pending_conf = Some(Pending { to, since });
+            }
+            Err(error) => {
+                let reply = self.refusal(error);
+                self.reply(&to, reply);
+            }
+        }
+    }
+
+    /// Answers the pending membership change once it completed (committed, joint membership
+    /// left), or fails it when this member stopped leading or it took too long.
+    fn answer_membership_change(&mut self) {
+        let Some(pending) = &self.pending_conf else {
+            return;
+        };
+        let reply = if self.raft.role() != Role::Leader {
+            ClientReply::Unavailable(
+                "leadership changed during the membership change; check `accord member list`                  and retry if it did not take effect"
+                    .into(),
+            )
+        } else if !self.raft.conf_change_pending() {
+            ClientReply::Membership(self.membership_view())
+        } else if pending.since.elapsed() > REQUEST_TIMEOUT {
+            ClientReply::Unavailable(
+                "the membership change did not complete in time (members unreachable?);                  check `accord member list`"
+                    .into(),
+            )
+        } else {
+            return;
+        };
+        if let Some(pending) = self.pending_conf.take() {
+            self.reply(&pending.to, reply);
+        }
+    }
+
+    fn membership_view(&self) -> MembershipView {
+        MembershipView {
+            id: self.config.id,
+            leader: self.raft.leader().unwrap_or(0),
+            conf: self.raft.conf().clone(),
+            pending: self.raft.conf_change_pending(),
+            addresses: self
+                .addresses
+                .iter()
+                .map(|(id, address)| (*id, address.to_string()))
+                .collect(),
+        }
     }
 
     fn process_ready(&mut self, mut ready: Ready) -> Result<()> {
@@ -1266,9 +1471,12 @@ impl EventLoop {
                 continue;
             }
             if entry.kind == EntryKind::ConfChange {
-                self.state.apply_noop(entry.index);
-                if let Ok(conf) = ConfState::decode(entry.data.as_slice()) {
-                    self.raft.storage_mut().set_applied_conf(conf);
+                match ConfState::decode_entry(entry.data.as_slice()) {
+                    Ok((conf, context)) => {
+                        self.state.apply_membership(entry.index, context);
+                        self.raft.storage_mut().set_applied_conf(conf);
+                    }
+                    Err(_) => self.state.apply_noop(entry.index),
                 }
                 continue;
             }

@@ -87,6 +87,47 @@ pub enum ClientOp {
         /// The watch.
         watch: u64,
     },
+    /// Reads or changes the cluster's membership (changes are served by the leader).
+    Membership(MembershipOp),
+}
+
+/// A membership request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MembershipOp {
+    /// The membership as this member sees it.
+    List,
+    /// Adds member `id`, reachable at `address`, as a learner.
+    AddLearner {
+        /// The new member's id.
+        id: NodeId,
+        /// Its address ("host:port") for members and clients.
+        address: String,
+    },
+    /// Makes learner `id` a voter (refused until it has caught up).
+    Promote {
+        /// The learner.
+        id: NodeId,
+    },
+    /// Removes member `id` (a voter, the leader included, or a learner).
+    Remove {
+        /// The member.
+        id: NodeId,
+    },
+}
+
+/// The membership, as a member sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MembershipView {
+    /// The member answering.
+    pub id: NodeId,
+    /// The leader it knows (0: none).
+    pub leader: NodeId,
+    /// The membership in force on it.
+    pub conf: ConfState,
+    /// A change is in progress (not committed yet, or joint).
+    pub pending: bool,
+    /// The members' addresses.
+    pub addresses: Vec<(NodeId, String)>,
 }
 
 /// A read of a primitive's state.
@@ -243,6 +284,8 @@ pub enum ClientReply {
         /// The member's current revision.
         revision: u64,
     },
+    /// The membership (after a change completed, or for a listing).
+    Membership(MembershipView),
 }
 
 /// One frame.
@@ -768,7 +811,34 @@ fn encode_op(op: &ClientOp, out: &mut Vec<u8>) {
             out.put_u8(8);
             out.put_u64(*watch);
         }
+        ClientOp::Membership(op) => {
+            out.put_u8(9);
+            match op {
+                MembershipOp::List => out.put_u8(1),
+                MembershipOp::AddLearner { id, address } => {
+                    out.put_u8(2);
+                    out.put_u64(*id);
+                    out.put_bytes(address.as_bytes());
+                }
+                MembershipOp::Promote { id } => {
+                    out.put_u8(3);
+                    out.put_u64(*id);
+                }
+                MembershipOp::Remove { id } => {
+                    out.put_u8(4);
+                    out.put_u64(*id);
+                }
+            }
+        }
     }
+}
+
+/// Longest member address accepted ("host:port").
+const ADDRESS_BYTES_MAX: usize = 256;
+
+fn decode_address(reader: &mut Reader) -> Result<String, String> {
+    String::from_utf8(reader.bytes(ADDRESS_BYTES_MAX)?.to_vec())
+        .map_err(|_| "a member address is not UTF-8".to_string())
 }
 
 fn encode_query(query: &Query, out: &mut Vec<u8>) {
@@ -974,6 +1044,16 @@ fn decode_op(reader: &mut Reader) -> Result<ClientOp, String> {
         8 => ClientOp::Unwatch {
             watch: reader.u64()?,
         },
+        9 => ClientOp::Membership(match reader.u8()? {
+            1 => MembershipOp::List,
+            2 => MembershipOp::AddLearner {
+                id: reader.u64()?,
+                address: decode_address(reader)?,
+            },
+            3 => MembershipOp::Promote { id: reader.u64()? },
+            4 => MembershipOp::Remove { id: reader.u64()? },
+            other => return Err(format!("unknown membership operation {other}")),
+        }),
         other => return Err(format!("unknown client operation {other}")),
     })
 }
@@ -1073,6 +1153,18 @@ fn encode_reply(reply: &ClientReply, out: &mut Vec<u8>) {
             out.put_u8(11);
             out.put_u64(*revision);
         }
+        ClientReply::Membership(view) => {
+            out.put_u8(12);
+            out.put_u64(view.id);
+            out.put_u64(view.leader);
+            out.put_bytes(&view.conf.encode());
+            out.put_u8(view.pending as u8);
+            out.put_u32(view.addresses.len() as u32);
+            for (id, address) in &view.addresses {
+                out.put_u64(*id);
+                out.put_bytes(address.as_bytes());
+            }
+        }
     }
 }
 
@@ -1152,6 +1244,29 @@ fn decode_reply(reader: &mut Reader) -> Result<ClientReply, String> {
         11 => ClientReply::Compacted {
             revision: reader.u64()?,
         },
+        12 => {
+            let id = reader.u64()?;
+            let leader = reader.u64()?;
+            let conf =
+                ConfState::decode(reader.bytes(crate::limits::MEMBERSHIP_CONTEXT_BYTES_MAX)?)?;
+            let pending = reader.u8()? != 0;
+            let count = reader.u32()? as usize;
+            let members_max = crate::limits::VOTERS_MAX * 2 + crate::limits::LEARNERS_MAX;
+            if count > members_max {
+                return Err(format!("{count} member addresses exceed {members_max}"));
+            }
+            let mut addresses = Vec::with_capacity(count);
+            for _ in 0..count {
+                addresses.push((reader.u64()?, decode_address(reader)?));
+            }
+            ClientReply::Membership(MembershipView {
+                id,
+                leader,
+                conf,
+                pending,
+                addresses,
+            })
+        }
         other => return Err(format!("unknown reply kind {other}")),
     })
 }

@@ -304,7 +304,7 @@ impl Cluster {
         let raft = self
             .raft_mut(id)
             .ok_or(crate::error::Error::NotLeader { leader: None })?;
-        let index = raft.propose_conf_change(change)?;
+        let index = raft.propose_conf_change(change, &[])?;
         let conf = raft.conf().clone();
         self.conf_changes += 1;
         if self.trace {
@@ -859,7 +859,7 @@ impl Cluster {
                 self.apply_command(id, entry.index, entry.term, entry.data.as_slice());
             } else {
                 if entry.kind == EntryKind::ConfChange {
-                    let conf = ConfState::decode(entry.data.as_slice());
+                    let conf = ConfState::decode_entry(entry.data.as_slice()).map(|(conf, _)| conf);
                     if let (Ok(conf), Some(raft)) = (conf, self.nodes[index].raft.as_mut()) {
                         raft.storage_mut().set_applied_conf(conf);
                     }

@@ -26,6 +26,11 @@ pub fn client_config(args: &mut Args) -> Result<ClientConfig, String> {
     Ok(client.config().clone())
 }
 
+/// A client from the common options, and the endpoints they name.
+pub fn connect(args: &mut Args) -> Result<(Client, Vec<String>), String> {
+    client(args)
+}
+
 fn client(args: &mut Args) -> Result<(Client, Vec<String>), String> {
     let default = std::env::var("ACCORD_ENDPOINTS").unwrap_or_else(|_| "127.0.0.1:7101".into());
     let endpoints: String = args.get("endpoints", default)?;

@@ -12,6 +12,7 @@ mod counting_alloc;
 mod crashtest;
 mod demo;
 mod kv;
+mod member;
 mod server;
 mod sim;
 
@@ -30,6 +31,7 @@ commands:
   server   run one member of a cluster (accord server --help)
   kv       read and write keys: get, put, del, range (accord kv --help)
   status   each member's view: role, term, leader, commit and applied index, lag
+  member   list the cluster's members; add, promote or remove one (accord member --help)
   lock     run a command while holding a lock, with its fencing token (accord lock --help)
   elect    campaign in an election and print its leadership changes
   group    join, list or watch a group
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
         "demo" => demo::main(arguments),
         "kv" => kv::kv_main(arguments),
         "status" => kv::status_main(arguments),
+        "member" => member::main(arguments),
         "lock" => coord::lock_main(arguments),
         "elect" => coord::elect_main(arguments),
         "group" => coord::group_main(arguments),

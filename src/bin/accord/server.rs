@@ -6,15 +6,22 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use accord::api::{Node, NodeConfig};
+use accord::api::{Client, ClientConfig, MembershipView, Node, NodeConfig};
+use accord::runtime::members::encode_addresses;
+use accord::runtime::storage::WalStorage;
 
 use crate::args::Args;
 
 const HELP: &str = "\
 usage: accord server --id N --listen ADDR --peers ID=ADDR[,ID=ADDR...] --data-dir DIR [options]
+       accord server --id N --listen ADDR --join ADDR[,ADDR...] --data-dir DIR [options]
        accord server --config FILE [options]
 
-Runs one member. Members and clients connect to ADDR. --peers lists the other members.
+Runs one member. Members and clients connect to ADDR. --peers lists the other members of a
+new cluster. --join adds this member to a running cluster instead (ADDR: any members): it
+joins as a learner, catches up (by snapshot if need be) and then asks to be promoted to
+voter (unless --no-promote). Restarting a member that joined needs neither flag's list
+again: its data directory remembers the membership (give --join anyway, it is ignored).
 --config reads the same settings from a TOML file (options given on the command line win):
     id = 1
     listen = \"127.0.0.1:7101\"
@@ -31,6 +38,7 @@ options:
   --compaction-margin N  entries kept behind a snapshot for slow followers (default 5000)
   --rejoin             the data directory was re-created empty after damage: replicate, but
                        neither vote nor count toward quorums until re-added as a voter
+  --no-promote         with --join: stay a learner (promote later: accord member promote)
 
 Exit status: 0 stopped; 2 bad arguments; 3 damaged data directory (move it aside and start
 with --rejoin on an empty one); 4 data directory locked or unusable; 1 other failures.
@@ -101,7 +109,7 @@ fn config_file_arguments(path: &str) -> Result<Vec<String>, String> {
 }
 
 pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
-    let mut args = Args::parse(arguments.clone(), &["help", "rejoin"])?;
+    let mut args = Args::parse(arguments.clone(), &["help", "rejoin", "no-promote"])?;
     if args.flag("help") {
         print!("{HELP}");
         return Ok(ExitCode::SUCCESS);
@@ -117,17 +125,19 @@ pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
             }
             if let Some(name) = flag.strip_prefix("--") {
                 if let Some(position) = merged.iter().position(|m| m == &flag) {
-                    let takes_value = name != "rejoin";
+                    let takes_value = name != "rejoin" && name != "no-promote";
                     merged.drain(position..position + 1 + takes_value as usize);
                 }
             }
             merged.push(flag);
         }
-        args = Args::parse(merged, &["help", "rejoin"])?;
+        args = Args::parse(merged, &["help", "rejoin", "no-promote"])?;
     }
     let id: u64 = args.get_opt("id")?.ok_or("--id is required")?;
     let listen: SocketAddr = args.get_opt("listen")?.ok_or("--listen is required")?;
     let peers: String = args.get("peers", String::new())?;
+    let join: Option<String> = args.get_opt("join")?;
+    let promote = !args.flag("no-promote");
     let data_dir: PathBuf = args.get_opt("data-dir")?.ok_or("--data-dir is required")?;
     let cluster: u64 = args.get("cluster-id", 1)?;
     let tick_ms: u64 = args.get("tick-ms", 50)?;
@@ -139,11 +149,31 @@ pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
         accord::limits::COMPACTION_MARGIN_ENTRIES_DEFAULT,
     )?;
     args.finish()?;
+    if join.is_some() && !peers.is_empty() {
+        return Err(
+            "give either --peers (a new cluster) or --join (a running one), not both".into(),
+        );
+    }
     let mut members = parse_members(&peers)?;
     if members.insert(id, listen).is_some() {
         return Err(format!("--peers lists this node's own id {id}"));
     }
+    let join_endpoints: Vec<String> = join
+        .iter()
+        .flat_map(|j| j.split(','))
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(String::from)
+        .collect();
+    let mut joined = None;
+    if !join_endpoints.is_empty() && !WalStorage::holds_a_member(&data_dir) {
+        let (view, addresses) = ask_to_join(&join_endpoints, cluster, id, listen)?;
+        members = addresses.clone();
+        members.insert(id, listen);
+        joined = Some((view.conf.clone(), encode_addresses(&members)));
+    }
     let mut config = NodeConfig::new(id, listen, members, data_dir);
+    config.join = joined;
     config.cluster = cluster;
     config.tick = Duration::from_millis(tick_ms);
     config.election_ticks = election_ticks;
@@ -157,11 +187,88 @@ pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
             return Ok(ExitCode::from(error.exit_code()));
         }
     };
+    if !join_endpoints.is_empty() && promote {
+        let mut endpoints = vec![listen.to_string()];
+        endpoints.extend(join_endpoints);
+        std::thread::spawn(move || promote_when_caught_up(endpoints, cluster, id));
+    }
     match node.wait() {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(error) => {
             eprintln!("accord: node {id} stopped: {error}");
             Ok(ExitCode::from(error.exit_code()))
         }
+    }
+}
+
+/// Asks a running cluster to add this member as a learner; returns the membership and the
+/// members' addresses it was added to.
+fn ask_to_join(
+    endpoints: &[String],
+    cluster: u64,
+    id: u64,
+    listen: SocketAddr,
+) -> Result<(MembershipView, BTreeMap<u64, SocketAddr>), String> {
+    let config = ClientConfig {
+        cluster,
+        timeout: Duration::from_secs(30),
+        ..ClientConfig::new(endpoints.to_vec())
+    };
+    let client = Client::connect(config).map_err(|e| e.to_string())?;
+    eprintln!(
+        "accord[node {id}]: asking {} to add this member as a learner",
+        endpoints.join(",")
+    );
+    let view = client
+        .member_add_learner(id, &listen.to_string())
+        .map_err(|e| format!("joining the cluster at {}: {e}", endpoints.join(",")))?;
+    let mut addresses = BTreeMap::new();
+    for (member, address) in &view.addresses {
+        let address = address
+            .parse()
+            .map_err(|_| format!("the cluster gave member {member} the address {address:?}"))?;
+        addresses.insert(*member, address);
+    }
+    eprintln!("accord[node {id}]: added as a learner to {}", view.conf);
+    Ok((view, addresses))
+}
+
+/// Asks, until it succeeds, for this learner to be promoted: the leader refuses while the
+/// learner's log trails its own by too much, so this waits for the catch-up.
+fn promote_when_caught_up(endpoints: Vec<String>, cluster: u64, id: u64) {
+    let config = ClientConfig {
+        cluster,
+        timeout: Duration::from_secs(10),
+        ..ClientConfig::new(endpoints)
+    };
+    let Ok(client) = Client::connect(config) else {
+        return;
+    };
+    // Bounded: a learner catches up or the operator stops it; one attempt per second.
+    for attempt in 0u64.. {
+        match client.member_list() {
+            Ok(view) if view.conf.voters.contains(&id) && !view.conf.is_joint() => {
+                if attempt > 0 {
+                    eprintln!("accord[node {id}]: promoted to voter: {}", view.conf);
+                }
+                return;
+            }
+            Ok(view) if !view.conf.is_member(id) => {
+                eprintln!("accord[node {id}]: no longer a member; not asking for promotion");
+                return;
+            }
+            _ => {}
+        }
+        match client.member_promote(id) {
+            Ok(view) => {
+                eprintln!("accord[node {id}]: promoted to voter: {}", view.conf);
+                return;
+            }
+            Err(error) if attempt % 10 == 0 => {
+                eprintln!("accord[node {id}]: not promoted yet: {error}");
+            }
+            Err(_) => {}
+        }
+        std::thread::sleep(Duration::from_secs(1));
     }
 }

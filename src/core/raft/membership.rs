@@ -27,7 +27,10 @@ use std::collections::VecDeque;
 use super::node::{Raft, Role};
 use super::storage::Storage;
 use crate::error::{Error, Result};
-use crate::limits::{APPEND_BYTES_MAX, LEARNERS_MAX, PROMOTE_LAG_ENTRIES_MAX, VOTERS_MAX};
+use crate::limits::{
+    APPEND_BYTES_MAX, LEARNERS_MAX, MEMBERSHIP_CONTEXT_BYTES_MAX, PROMOTE_LAG_ENTRIES_MAX,
+    VOTERS_MAX,
+};
 use crate::types::{ConfState, Entry, EntryKind, Index, NodeId, Payload, NO_NODE};
 
 /// A change of membership, as a leader proposes it.
@@ -60,6 +63,9 @@ impl std::fmt::Display for ConfChange {
 #[derive(Clone, Debug)]
 pub(super) struct ConfHistory {
     entries: VecDeque<(Index, ConfState)>,
+    /// The context of the membership in force (copied into the entry that leaves a joint
+    /// membership, so that it carries the same addresses).
+    context: Payload,
 }
 
 impl ConfHistory {
@@ -68,6 +74,7 @@ impl ConfHistory {
     pub(super) fn new(index: Index, conf: ConfState) -> ConfHistory {
         ConfHistory {
             entries: VecDeque::from([(index, conf)]),
+            context: Payload::empty(),
         }
     }
 
@@ -85,9 +92,10 @@ impl ConfHistory {
         self.entries.push_back((index, conf));
     }
 
-    /// Adds a membership found in the log at start-up.
-    pub(super) fn push_recovered(&mut self, index: Index, conf: ConfState) {
+    /// Adds a membership found in the log at start-up, with its context.
+    pub(super) fn push_recovered(&mut self, index: Index, conf: ConfState, context: &[u8]) {
         self.push(index, conf);
+        self.context = Payload::from_slice(context);
     }
 
     /// Drops, at start-up, memberships a newer committed one replaced.
@@ -117,6 +125,26 @@ impl<S: Storage> Raft<S> {
         self.confs.current()
     }
 
+    /// The context stored with the newest membership entry in the log (empty when the
+    /// membership came from a snapshot or the bootstrap).
+    pub fn conf_context(&self) -> &[u8] {
+        self.confs.context.as_slice()
+    }
+
+    /// The index of the entry that set the membership in force (0 for the bootstrap one).
+    pub fn conf_index(&self) -> Index {
+        self.confs.current_index()
+    }
+
+    /// Sets the other nodes the transport knows as members (see `Config::peers`): leaders'
+    /// messages from them are accepted even before the membership in this node's log names
+    /// them.
+    pub fn set_peers(&mut self, mut peers: Vec<NodeId>) {
+        peers.sort_unstable();
+        peers.dedup();
+        self.config.peers = peers;
+    }
+
     /// Whether this node may start an election: it votes in the membership in force, or in
     /// one its log holds that is not yet superseded by a committed one. The second case is
     /// for liveness: a voter whose log holds an uncommitted membership without it may have
@@ -143,8 +171,17 @@ impl<S: Storage> Raft<S> {
     /// Proposes a membership change (on the leader). Returns the index of its entry; a voter
     /// change completes only when the leader's follow-up entry (leaving the joint membership)
     /// is committed, which [`Raft::conf_change_pending`] reports.
-    pub fn propose_conf_change(&mut self, change: ConfChange) -> Result<Index> {
+    ///
+    /// `context` is stored with the membership (opaque to consensus, at most
+    /// `MEMBERSHIP_CONTEXT_BYTES_MAX` bytes): the runtime records the members' addresses there.
+    pub fn propose_conf_change(&mut self, change: ConfChange, context: &[u8]) -> Result<Index> {
         self.check_can_propose()?;
+        if context.len() > MEMBERSHIP_CONTEXT_BYTES_MAX {
+            return Err(Error::InvalidArgument(format!(
+                "a membership context of {} bytes exceeds {MEMBERSHIP_CONTEXT_BYTES_MAX}",
+                context.len()
+            )));
+        }
         if !self.committed_in_term {
             return Err(Error::Busy(
                 "membership change: the leader has not committed an entry of its term yet",
@@ -212,17 +249,19 @@ impl<S: Storage> Raft<S> {
                 }
             }
         };
-        Ok(self.append_conf(next))
+        Ok(self.append_conf(next, context))
     }
 
     /// Appends a membership entry of the current term on the leader; it takes effect now.
-    fn append_conf(&mut self, conf: ConfState) -> Index {
+    fn append_conf(&mut self, conf: ConfState, context: &[u8]) -> Index {
         debug_assert!(conf.validate().is_ok());
+        let mut data = conf.encode();
+        data.extend_from_slice(context);
         let entry = Entry {
             term: self.term,
             index: self.log.last_index() + 1,
             kind: EntryKind::ConfChange,
-            data: Payload::from(conf.encode()),
+            data: Payload::from(data),
         };
         let index = entry.index;
         self.log.push(entry.clone());
@@ -240,8 +279,11 @@ impl<S: Storage> Raft<S> {
         let before = self.confs.current_index();
         self.confs.truncate_from(first.index);
         for entry in entries.iter().filter(|e| e.kind == EntryKind::ConfChange) {
-            match ConfState::decode(entry.data.as_slice()) {
-                Ok(conf) => self.confs.push(entry.index, conf),
+            match ConfState::decode_entry(entry.data.as_slice()) {
+                Ok((conf, context)) => {
+                    self.confs.push(entry.index, conf);
+                    self.confs.context = Payload::from_slice(context);
+                }
                 // The leader validated it; a member that cannot read it keeps its membership
                 // rather than guess (and the simulator's invariants would notice).
                 Err(_) => continue,
@@ -255,7 +297,10 @@ impl<S: Storage> Raft<S> {
 
     /// A snapshot replaced the log: its membership is the one in force.
     pub(super) fn conf_restored(&mut self, index: Index, conf: ConfState) {
+        let context = std::mem::take(&mut self.confs.context);
         self.confs = ConfHistory::new(index, conf);
+        // The driver restores the addresses from the snapshot's state; keep what we had.
+        self.confs.context = context;
         self.apply_current_conf();
     }
 
@@ -278,10 +323,14 @@ impl<S: Storage> Raft<S> {
         }
         let conf = self.conf().clone();
         if conf.is_joint() {
-            self.append_conf(ConfState {
-                voters_outgoing: Vec::new(),
-                ..conf
-            });
+            let context = self.confs.context.clone();
+            self.append_conf(
+                ConfState {
+                    voters_outgoing: Vec::new(),
+                    ..conf
+                },
+                context.as_slice(),
+            );
         }
     }
 
@@ -313,4 +362,6 @@ impl<S: Storage> Raft<S> {
 }
 
 // A membership entry must always fit one append message.
-const _: () = assert!(16 + 8 * (2 * VOTERS_MAX + LEARNERS_MAX) < APPEND_BYTES_MAX);
+const _: () = assert!(
+    16 + 8 * (2 * VOTERS_MAX + LEARNERS_MAX) + MEMBERSHIP_CONTEXT_BYTES_MAX < APPEND_BYTES_MAX
+);

@@ -217,10 +217,11 @@ impl<S: Storage> Raft<S> {
             batch.clear();
             log.entries(next, last + 1, APPEND_BYTES_MAX, &mut batch)?;
             for entry in batch.iter().filter(|e| e.kind == EntryKind::ConfChange) {
-                let conf = ConfState::decode(entry.data.as_slice()).map_err(|why| {
-                    Error::Corrupt(format!("membership entry {}: {why}", entry.index))
-                })?;
-                confs.push_recovered(entry.index, conf);
+                let (conf, context) =
+                    ConfState::decode_entry(entry.data.as_slice()).map_err(|why| {
+                        Error::Corrupt(format!("membership entry {}: {why}", entry.index))
+                    })?;
+                confs.push_recovered(entry.index, conf, context);
             }
             next = batch.last().map_or(last + 1, |e| e.index + 1);
         }

@@ -20,7 +20,7 @@ use crate::limits::{
 use crate::types::Index;
 
 /// Version of the snapshot encoding written now (1: KV and clients only, still read).
-const SNAPSHOT_VERSION: u8 = 2;
+const SNAPSHOT_VERSION: u8 = 3;
 
 /// One key as stored, with its history counters.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,6 +69,9 @@ pub struct StateMachine {
     queues: Queues,
     barriers: Barriers,
     counters: Counters,
+    /// The context of the newest applied membership entry (the runtime keeps the members'
+    /// addresses there), so that snapshots carry it.
+    membership_context: Vec<u8>,
     /// Events of the entries applied since the last [`StateMachine::take_events`] (not part
     /// of the replicated state: callers drain it after every apply).
     events: Vec<Event>,
@@ -135,6 +138,18 @@ impl StateMachine {
     /// Records that a no-op entry at `index` was applied.
     pub fn apply_noop(&mut self, index: Index) {
         self.applied_index = self.applied_index.max(index);
+    }
+
+    /// Applies a membership entry at `index`: records its context (no revision: nothing a
+    /// client watches changed).
+    pub fn apply_membership(&mut self, index: Index, context: &[u8]) {
+        self.apply_noop(index);
+        self.membership_context = context.to_vec();
+    }
+
+    /// The context of the newest applied membership entry (empty before the first).
+    pub fn membership_context(&self) -> &[u8] {
+        &self.membership_context
     }
 
     fn apply_request(&mut self, request: &Request) -> Outcome {
@@ -743,7 +758,13 @@ impl StateMachine {
             .values()
             .map(|record| 24 + record.outcome.encoded_len())
             .sum();
-        1 + 24 + keys + 8 + clients + self.encode_primitives().len()
+        1 + 24
+            + keys
+            + 8
+            + clients
+            + self.encode_primitives().len()
+            + 4
+            + self.membership_context.len()
     }
 
     /// The sessions and primitives, encoded (small next to the keys: bounded by the limits
@@ -790,7 +811,10 @@ impl StateMachine {
             }
         }
         writer.write_all(&out)?;
-        writer.write_all(&self.encode_primitives())
+        writer.write_all(&self.encode_primitives())?;
+        let mut tail = Vec::with_capacity(4 + self.membership_context.len());
+        tail.put_bytes(&self.membership_context);
+        writer.write_all(&tail)
     }
 
     /// Decodes what [`StateMachine::encode`] wrote.
@@ -843,6 +867,11 @@ impl StateMachine {
             state.queues = Queues::decode(&mut reader)?;
             state.barriers = Barriers::decode(&mut reader)?;
             state.counters = Counters::decode(&mut reader)?;
+        }
+        if version >= 3 {
+            state.membership_context = reader
+                .bytes(crate::limits::MEMBERSHIP_CONTEXT_BYTES_MAX)?
+                .to_vec();
         }
         reader.finish()?;
         Ok(state)

@@ -33,6 +33,9 @@ use wal::{SegmentStart, Wal};
 pub struct StorageOptions {
     /// The voters of a new cluster (used when the directory holds no snapshot).
     pub voters: Vec<u64>,
+    /// The membership a new member starts from, when it joins a running cluster (instead of
+    /// `voters`), and the context that comes with it (the members' addresses).
+    pub join_conf: Option<(ConfState, Vec<u8>)>,
     /// Segment preallocation size (tests use small segments to exercise rotation).
     pub segment_bytes: u64,
     /// Entries kept behind a snapshot by [`WalStorage::snapshot_and_compact`], for followers
@@ -45,6 +48,7 @@ impl StorageOptions {
     pub fn new(voters: &[u64]) -> StorageOptions {
         StorageOptions {
             voters: voters.to_vec(),
+            join_conf: None,
             segment_bytes: WAL_SEGMENT_BYTES,
             compaction_margin_entries: COMPACTION_MARGIN_ENTRIES_DEFAULT,
         }
@@ -77,6 +81,9 @@ pub struct WalStorage {
     durable_hard_state: HardState,
     /// A snapshot written to its temporary file, being made durable on a helper thread.
     snapshot_in_flight: Option<(SnapshotMeta, std::thread::JoinHandle<std::io::Result<()>>)>,
+    /// The context recorded with the bootstrap membership (the addresses a joining member
+    /// was given; empty for a member of a new cluster).
+    bootstrap_context: Vec<u8>,
 }
 
 impl WalStorage {
@@ -102,10 +109,14 @@ impl WalStorage {
                 ),
             });
         }
+        let fresh = snapshot.meta.index == 0
+            && recovered.entries.is_empty()
+            && recovered.hard_state == HardState::default();
+        let (bootstrap, bootstrap_context) = bootstrap_conf(dir.path(), options, fresh)?;
         let conf = if snapshot.meta.index > 0 {
             snapshot.meta.conf.clone()
         } else {
-            ConfState::with_voters(&options.voters)
+            bootstrap
         };
         let report = RecoveryReport {
             entries: recovered.entries.len() as u64,
@@ -128,6 +139,7 @@ impl WalStorage {
             snapshot_cache: std::cell::RefCell::new(Some(snapshot)),
             durable_hard_state: recovered.hard_state,
             snapshot_in_flight: None,
+            bootstrap_context,
         };
         Ok((storage, report))
     }
@@ -136,6 +148,16 @@ impl WalStorage {
     /// [`MemStorage::set_applied_conf`]); snapshots taken from now on carry it.
     pub fn set_applied_conf(&mut self, conf: ConfState) {
         self.memory.set_applied_conf(conf);
+    }
+
+    /// The context recorded with the bootstrap membership (see [`StorageOptions::join_conf`]).
+    pub fn bootstrap_context(&self) -> &[u8] {
+        &self.bootstrap_context
+    }
+
+    /// Whether `dir` holds a member's data already (it was started at least once).
+    pub fn holds_a_member(dir: &Path) -> bool {
+        dir.join(BOOTSTRAP_FILE).exists()
     }
 
     /// The data directory.
@@ -406,6 +428,62 @@ pub(crate) fn list_files(
         }
     }
     Ok(found)
+}
+
+/// File holding the membership this member started from (the bootstrap voters, or the
+/// membership it joined), so that a restart never starts from another one: a member that
+/// joined and crashed before receiving anything must not come back as a cluster of its own.
+const BOOTSTRAP_FILE: &str = "bootstrap-membership";
+
+/// The membership a directory's log starts from: recorded in [`BOOTSTRAP_FILE`] when the
+/// directory was new (from `options`), read back ever after.
+fn bootstrap_conf(
+    dir: &Path,
+    options: &StorageOptions,
+    fresh: bool,
+) -> Result<(ConfState, Vec<u8>)> {
+    let path = dir.join(BOOTSTRAP_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let damaged = |detail: String| Error::Corruption {
+                file: path.display().to_string(),
+                offset: 0,
+                detail,
+            };
+            if bytes.len() < 4 {
+                return Err(damaged("too short".into()));
+            }
+            let (body, crc) = bytes.split_at(bytes.len() - 4);
+            if crc32c::crc32c(body).to_le_bytes() != crc {
+                return Err(damaged("checksum mismatch".into()));
+            }
+            let (conf, context) = ConfState::decode_entry(body).map_err(damaged)?;
+            Ok((conf, context.to_vec()))
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let (conf, context) = match (&options.join_conf, fresh) {
+                (Some(joined), true) => joined.clone(),
+                _ => (ConfState::with_voters(&options.voters), Vec::new()),
+            };
+            conf.validate().map_err(Error::InvalidConfig)?;
+            let mut bytes = conf.encode();
+            bytes.extend_from_slice(&context);
+            let crc = crc32c::crc32c(&bytes);
+            bytes.extend_from_slice(&crc.to_le_bytes());
+            let temporary = dir.join(format!("{BOOTSTRAP_FILE}.tmp"));
+            let write = || -> std::io::Result<()> {
+                use std::io::Write;
+                let mut file = std::fs::File::create(&temporary)?;
+                file.write_all(&bytes)?;
+                file.sync_all()?;
+                std::fs::rename(&temporary, &path)?;
+                sync_dir(dir)
+            };
+            write().map_err(|e| Error::io(format!("writing {}", path.display()), &e))?;
+            Ok((conf, context))
+        }
+        Err(error) => Err(Error::io(format!("reading {}", path.display()), &error)),
+    }
 }
 
 /// The snapshot without its data (which stays on disk).

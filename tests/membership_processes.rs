@@ -1,0 +1,187 @@
+//! Membership changes on real `accord server` processes: growing a cluster from three
+//! members to five and shrinking it back while a client writes, and replacing a member whose
+//! data was lost.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use accord::api::{Client, ClientConfig, MembershipView};
+use accord::local_cluster::LocalCluster;
+use accord::types::NodeId;
+
+const SERVER_ARGS: &[&str] = &["--tick-ms", "20"];
+const WAIT: Duration = Duration::from_secs(30);
+
+fn start(nodes: usize, name: &str) -> LocalCluster {
+    let binary = Path::new(env!("CARGO_BIN_EXE_accord"));
+    LocalCluster::start(binary, nodes, name, SERVER_ARGS).expect("starting the cluster")
+}
+
+fn client_of(endpoints: Vec<String>) -> Client {
+    Client::connect(ClientConfig::new(endpoints)).unwrap()
+}
+
+/// Waits until the cluster's voters are exactly `voters` (sorted), with no learner and no
+/// change in progress; returns the membership then.
+fn wait_for_voters(cluster: &LocalCluster, voters: &[NodeId]) -> MembershipView {
+    let client = cluster.client().unwrap();
+    let deadline = Instant::now() + WAIT;
+    let mut last = None;
+    while Instant::now() < deadline {
+        if let Ok(view) = client.member_list() {
+            let mut have = view.conf.voters.clone();
+            have.sort_unstable();
+            if have == voters && view.conf.learners.is_empty() && !view.pending {
+                return view;
+            }
+            last = Some(view);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the voters never became {voters:?}; last seen {last:?}");
+}
+
+/// A client writing `w{i}` keys until stopped; remembers which writes were acknowledged and
+/// how many calls failed (after the client's own retries).
+struct Writer {
+    stop: Arc<AtomicBool>,
+    acknowledged: Arc<Mutex<Vec<u64>>>,
+    errors: Arc<Mutex<Vec<String>>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+fn start_writer(endpoints: Vec<String>) -> Writer {
+    let stop = Arc::new(AtomicBool::new(false));
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let (s, a, e) = (stop.clone(), acknowledged.clone(), errors.clone());
+    let thread = std::thread::spawn(move || {
+        let client = client_of(endpoints);
+        let mut i = 0u64;
+        while !s.load(Ordering::SeqCst) {
+            match client.put(format!("w{i:06}").as_bytes(), b"x") {
+                Ok(_) => a.lock().unwrap().push(i),
+                Err(error) => e.lock().unwrap().push(error.to_string()),
+            }
+            i += 1;
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    });
+    Writer {
+        stop,
+        acknowledged,
+        errors,
+        thread,
+    }
+}
+
+impl Writer {
+    /// Stops writing; returns (acknowledged writes, failed calls).
+    fn finish(self) -> (Vec<u64>, Vec<String>) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().unwrap();
+        let acknowledged = self.acknowledged.lock().unwrap().clone();
+        let errors = self.errors.lock().unwrap().clone();
+        (acknowledged, errors)
+    }
+}
+
+/// Every acknowledged write is there.
+fn check_writes(client: &Client, acknowledged: &[u64]) {
+    let (found, more, _) = client.range(b"w", 0).unwrap();
+    assert!(!more || found.len() >= acknowledged.len());
+    let keys: std::collections::BTreeSet<Vec<u8>> = found.into_iter().map(|kv| kv.key).collect();
+    for i in acknowledged {
+        assert!(
+            keys.contains(format!("w{i:06}").as_bytes()),
+            "acknowledged write w{i:06} is missing"
+        );
+    }
+}
+
+#[test]
+fn growing_from_three_members_to_five_and_back_under_writes_loses_nothing() {
+    let mut cluster = start(3, "grow-shrink");
+    cluster.wait_for_leader(None, WAIT).unwrap();
+    let writer = start_writer(cluster.endpoints());
+
+    // Grow: two members join as learners and are promoted once they have caught up.
+    cluster.join(4, &[]).unwrap();
+    wait_for_voters(&cluster, &[1, 2, 3, 4]);
+    cluster.join(5, &[]).unwrap();
+    let view = wait_for_voters(&cluster, &[1, 2, 3, 4, 5]);
+    assert_eq!(view.addresses.len(), 5, "{view:?}");
+
+    // Shrink: remove the leader (it hands over) and one of the new members.
+    let client = cluster.client().unwrap();
+    let (leader, _) = cluster.wait_for_leader(None, WAIT).unwrap();
+    client.member_remove(leader).unwrap();
+    client.member_remove(4).unwrap();
+    let remaining: Vec<NodeId> = [1, 2, 3, 5]
+        .into_iter()
+        .filter(|&id| id != leader)
+        .collect();
+    wait_for_voters(&cluster, &remaining);
+    cluster.forget(leader);
+    cluster.forget(4);
+    let (new_leader, _) = cluster.wait_for_leader(None, WAIT).unwrap();
+    assert!(remaining.contains(&new_leader));
+
+    std::thread::sleep(Duration::from_millis(300));
+    let (acknowledged, errors) = writer.finish();
+    assert!(
+        acknowledged.len() > 50,
+        "only {} writes",
+        acknowledged.len()
+    );
+    assert!(
+        errors.is_empty(),
+        "writes failed beyond the client's retries: {errors:?}"
+    );
+    check_writes(&cluster.client().unwrap(), &acknowledged);
+    // The removed members are not members any more: a change naming them is refused.
+    let client = cluster.client().unwrap();
+    assert!(client.member_promote(4).is_err());
+}
+
+#[test]
+fn a_member_whose_data_was_lost_is_replaced_by_a_new_one() {
+    let mut cluster = start(3, "replace");
+    cluster.wait_for_leader(None, WAIT).unwrap();
+    let client = cluster.client().unwrap();
+    for i in 0..100 {
+        client.put(format!("r{i}").as_bytes(), b"v").unwrap();
+    }
+    // Member 3's disk is gone: remove it, and add member 4 in its place.
+    cluster.kill(3);
+    std::fs::remove_dir_all(cluster.data_dir(3)).unwrap();
+    let client = cluster.client().unwrap();
+    client.member_remove(3).unwrap();
+    cluster.forget(3);
+    cluster.join(4, &[]).unwrap();
+    wait_for_voters(&cluster, &[1, 2, 4]);
+    // The new member holds everything: read it there without asking the leader.
+    let replacement = cluster.client_of(4).unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (found, _, _) = replacement.range(b"r", 0).unwrap();
+        if found.len() == 100 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "member 4 has {} keys",
+            found.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Any one member may now fail: the new one counts toward the quorum.
+    let (leader, _) = cluster.wait_for_leader(None, WAIT).unwrap();
+    let victim = if leader == 1 { 2 } else { 1 };
+    cluster.kill(victim);
+    client_of(cluster.endpoints())
+        .put(b"after", b"replacement")
+        .unwrap();
+}
