@@ -114,8 +114,13 @@ fn growing_from_three_members_to_five_and_back_under_writes_loses_nothing() {
     let view = wait_for_voters(&cluster, &[1, 2, 3, 4, 5]);
     assert_eq!(view.addresses.len(), 5, "{view:?}");
 
-    // Shrink: remove the leader (it hands over) and one of the new members.
+    // Leadership moves to a new member on request.
     let client = cluster.client().unwrap();
+    let view = client.transfer_leader(5).unwrap();
+    assert_eq!(view.leader, 5, "{view:?}");
+    assert_eq!(cluster.wait_for_leader(None, WAIT).unwrap().0, 5);
+
+    // Shrink: remove the leader (it hands over) and the other new member.
     let (leader, _) = cluster.wait_for_leader(None, WAIT).unwrap();
     client.member_remove(leader).unwrap();
     client.member_remove(4).unwrap();

@@ -298,6 +298,11 @@ impl Client {
         self.membership(MembershipOp::Remove { id })
     }
 
+    /// Hands leadership to voter `to`; returns once it leads.
+    pub fn transfer_leader(&self, to: NodeId) -> Result<MembershipView> {
+        self.membership(MembershipOp::TransferLeader { to })
+    }
+
     fn membership(&self, op: MembershipOp) -> Result<MembershipView> {
         match self.call(ClientOp::Membership(op))? {
             ClientReply::Membership(view) => Ok(view),

@@ -302,6 +302,8 @@ pub struct EventLoop {
     conf_seen: crate::types::Index,
     /// A membership change this leader proposed, answered once it completes.
     pending_conf: Option<Pending>,
+    /// A leadership transfer this leader started, answered once the target leads.
+    pending_transfer: Option<(Pending, NodeId)>,
 }
 
 fn log(id: NodeId, text: impl std::fmt::Display) {
@@ -398,6 +400,7 @@ impl EventLoop {
             addresses: BTreeMap::new(),
             conf_seen: u64::MAX,
             pending_conf: None,
+            pending_transfer: None,
         };
         let mut event_loop = event_loop;
         event_loop.sync_membership();
@@ -1242,6 +1245,7 @@ impl EventLoop {
             self.sync_membership();
         }
         self.answer_membership_change();
+        self.answer_transfer();
         Ok(())
     }
 
@@ -1339,6 +1343,10 @@ impl EventLoop {
                 ConfChange::AddLearner(id)
             }
             MembershipOp::Promote { id } => ConfChange::Promote(id),
+            MembershipOp::TransferLeader { to: target } => {
+                self.transfer_leadership(to, target, since);
+                return;
+            }
             MembershipOp::Remove { id } => {
                 addresses.remove(&id);
                 ConfChange::Remove(id)
@@ -1378,6 +1386,57 @@ impl EventLoop {
                 let reply = self.refusal(error);
                 self.reply(&to, reply);
             }
+        }
+    }
+
+    /// Hands leadership to `target` (on the leader); answered once `target` leads.
+    fn transfer_leadership(&mut self, to: ReplyTo, target: NodeId, since: Instant) {
+        if self.raft.role() == Role::Leader && target == self.config.id {
+            let reply = ClientReply::Membership(self.membership_view());
+            self.reply(&to, reply);
+            return;
+        }
+        if self.pending_transfer.is_some() {
+            let busy = "a leadership transfer is in progress; retry".to_string();
+            self.reply(&to, ClientReply::Unavailable(busy));
+            return;
+        }
+        match self.raft.transfer_leader(target) {
+            Ok(()) => {
+                log(self.config.id, format!("handing leadership to {target}"));
+                self.pending_transfer = Some((Pending { to, since }, target));
+            }
+            Err(Error::UnknownNode(_)) => {
+                let why = format!("node {target} is not a voter of this cluster");
+                self.reply(&to, ClientReply::Failed(why));
+            }
+            Err(error) => {
+                let reply = self.refusal(error);
+                self.reply(&to, reply);
+            }
+        }
+    }
+
+    /// Answers the pending transfer once its target leads, or fails it when another member
+    /// leads instead or it took too long.
+    fn answer_transfer(&mut self) {
+        let Some((pending, target)) = &self.pending_transfer else {
+            return;
+        };
+        let leader = self.raft.leader();
+        let reply = if leader == Some(*target) {
+            ClientReply::Membership(self.membership_view())
+        } else if pending.since.elapsed() > REQUEST_TIMEOUT
+            || leader.is_some_and(|l| l != self.config.id)
+        {
+            ClientReply::Unavailable(format!(
+                "leadership did not move to {target} (it may be behind or unreachable); retry"
+            ))
+        } else {
+            return;
+        };
+        if let Some((pending, _)) = self.pending_transfer.take() {
+            self.reply(&pending.to, reply);
         }
     }
 

@@ -113,6 +113,11 @@ pub enum MembershipOp {
         /// The member.
         id: NodeId,
     },
+    /// Hands leadership to voter `to` (answered once it leads).
+    TransferLeader {
+        /// The voter to lead.
+        to: NodeId,
+    },
 }
 
 /// The membership, as a member sees it.
@@ -828,6 +833,10 @@ fn encode_op(op: &ClientOp, out: &mut Vec<u8>) {
                     out.put_u8(4);
                     out.put_u64(*id);
                 }
+                MembershipOp::TransferLeader { to } => {
+                    out.put_u8(5);
+                    out.put_u64(*to);
+                }
             }
         }
     }
@@ -1052,6 +1061,7 @@ fn decode_op(reader: &mut Reader) -> Result<ClientOp, String> {
             },
             3 => MembershipOp::Promote { id: reader.u64()? },
             4 => MembershipOp::Remove { id: reader.u64()? },
+            5 => MembershipOp::TransferLeader { to: reader.u64()? },
             other => return Err(format!("unknown membership operation {other}")),
         }),
         other => return Err(format!("unknown client operation {other}")),

@@ -32,6 +32,8 @@ commands:
   kv       read and write keys: get, put, del, range (accord kv --help)
   status   each member's view: role, term, leader, commit and applied index, lag
   member   list the cluster's members; add, promote or remove one (accord member --help)
+  transfer-leader  hand leadership to a voter: accord transfer-leader --to ID
+  leave    a member leaves the cluster for good: accord leave --id ID (then stop it)
   lock     run a command while holding a lock, with its fencing token (accord lock --help)
   elect    campaign in an election and print its leadership changes
   group    join, list or watch a group
@@ -60,6 +62,8 @@ fn main() -> ExitCode {
         "kv" => kv::kv_main(arguments),
         "status" => kv::status_main(arguments),
         "member" => member::main(arguments),
+        "transfer-leader" => member::transfer_main(arguments),
+        "leave" => member::leave_main(arguments),
         "lock" => coord::lock_main(arguments),
         "elect" => coord::elect_main(arguments),
         "group" => coord::group_main(arguments),

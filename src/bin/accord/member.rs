@@ -12,6 +12,8 @@ usage: accord member list
        accord member add ID ADDRESS      add a learner (it replicates, does not vote yet)
        accord member promote ID          make a learner that has caught up a voter
        accord member remove ID           remove a voter (the leader too) or a learner
+       accord transfer-leader --to ID    hand leadership to a voter (before maintenance)
+       accord leave --id ID              remove member ID for a graceful exit; then stop it
 
 A new member joins as a learner and becomes a voter once it has caught up: start it with
 `accord server --join ADDRESS-OF-A-MEMBER` and it asks for both steps itself. Changes go
@@ -23,6 +25,38 @@ options:
   --cluster-id N      the cluster's id (default 1)
   --timeout-ms N      how long a call may take, retries included (default 10000)
 ";
+
+/// `accord transfer-leader --to ID`.
+pub fn transfer_main(arguments: Vec<String>) -> Result<ExitCode, String> {
+    let mut args = Args::parse(arguments, &["help"])?;
+    if args.flag("help") {
+        print!("{HELP}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let to: u64 = args.get_opt("to")?.ok_or("--to ID is required")?;
+    let (client, _) = connect(&mut args)?;
+    args.finish()?;
+    let view = client.transfer_leader(to).map_err(|e| e.to_string())?;
+    print_view(&view);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `accord leave --id ID`: member ID leaves the cluster (a leader hands over first); its
+/// process can be stopped once this returns.
+pub fn leave_main(arguments: Vec<String>) -> Result<ExitCode, String> {
+    let mut args = Args::parse(arguments, &["help"])?;
+    if args.flag("help") {
+        print!("{HELP}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let id: u64 = args.get_opt("id")?.ok_or("--id ID is required")?;
+    let (client, _) = connect(&mut args)?;
+    args.finish()?;
+    let view = client.member_remove(id).map_err(|e| e.to_string())?;
+    print_view(&view);
+    println!("member {id} left the cluster; stop its process");
+    Ok(ExitCode::SUCCESS)
+}
 
 pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
     let mut args = Args::parse(arguments, &["help"])?;
