@@ -70,6 +70,12 @@ pub const VOTERS_MAX: usize = 7;
 /// Learners a configuration may hold.
 pub const LEARNERS_MAX: usize = 16;
 
+/// Bytes of an HTTP request the metrics endpoint reads before refusing it.
+pub const METRICS_REQUEST_BYTES_MAX: usize = 8 * 1024;
+
+/// How long the metrics endpoint waits for a scraper to send its request or read the answer.
+pub const METRICS_SCRAPE_TIMEOUT_MS: u64 = 2_000;
+
 /// Bytes of context (the members' addresses) a membership entry may carry.
 pub const MEMBERSHIP_CONTEXT_BYTES_MAX: usize = 8 * 1024;
 

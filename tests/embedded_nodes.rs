@@ -67,3 +67,69 @@ fn embedded_members_serve_their_own_clients_and_survive_the_leader_stopping() {
     }
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+/// `GET /metrics` on `address`: the body.
+fn scrape(address: SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    response.split_once("\r\n\r\n").unwrap().1.to_string()
+}
+
+/// The value of the series starting with `series` (its first line).
+fn value(body: &str, series: &str) -> f64 {
+    body.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in:\n{body}"))
+}
+
+#[test]
+fn a_member_serves_its_metrics_in_the_prometheus_text_format() {
+    let root = std::env::temp_dir().join(format!("accord-metrics-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let addresses = free_addresses(2);
+    let (listen, metrics) = (addresses[0], addresses[1]);
+    let mut config = NodeConfig::new(1, listen, [(1, listen)].into(), root.join("n1"));
+    config.tick = Duration::from_millis(20);
+    config.metrics = Some(metrics);
+    let node = Node::start(config).unwrap();
+    let client = node.client().unwrap();
+    for i in 0..20 {
+        client.put(format!("k{i}").as_bytes(), b"v").unwrap();
+    }
+    let session = accord::api::session(&client, Duration::from_secs(10)).unwrap();
+    let _lock = session.lock(b"m", Duration::from_secs(5)).unwrap();
+    // Gauges are published every tick.
+    std::thread::sleep(Duration::from_millis(100));
+    let body = scrape(metrics);
+    assert_eq!(value(&body, "accord_is_leader{"), 1.0);
+    assert!(value(&body, "accord_commit_index{") >= 20.0);
+    assert_eq!(value(&body, "accord_voters{"), 1.0);
+    assert_eq!(value(&body, "accord_sessions{"), 1.0);
+    assert_eq!(value(&body, "accord_locks_held{"), 1.0);
+    assert!(value(&body, "accord_proposal_duration_seconds_count{") >= 20.0);
+    assert!(value(&body, "accord_fsync_duration_seconds_count{") >= 20.0);
+    assert!(value(&body, "accord_wal_bytes{") > 0.0);
+    assert_eq!(value(&body, "accord_leader_changes_total{"), 1.0);
+    // Anything but GET /metrics is a 404; the member keeps serving.
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(metrics).unwrap();
+    stream.write_all(b"POST /x HTTP/1.1\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 404"), "{response}");
+    client.put(b"after", b"scrapes").unwrap();
+    drop(session);
+    node.stop().unwrap();
+    // The endpoint is gone with the member.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(std::net::TcpStream::connect(metrics).is_err());
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -3,6 +3,7 @@
 
 pub mod connection;
 pub mod members;
+pub mod metrics;
 pub mod node;
 pub mod storage;
 pub mod wire;

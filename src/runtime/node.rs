@@ -31,6 +31,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::connection::{Connection, Peer, ReadOutcome};
 use super::members;
+use super::metrics::{self, Metrics};
 use super::storage::{StorageOptions, WalStorage};
 use super::wire::{
     Answer, Caller, ClientOp, ClientReply, Frame, MembershipOp, MembershipView, Query, Status,
@@ -116,6 +117,8 @@ pub struct NodeConfig {
     /// For a member joining a running cluster (its data directory new): the membership it
     /// was added to and the members' addresses (`members` then holds those addresses too).
     pub join: Option<(ConfState, Vec<u8>)>,
+    /// Where to serve metrics in the Prometheus text format (`GET /metrics`), if anywhere.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl NodeConfig {
@@ -139,6 +142,7 @@ impl NodeConfig {
             compaction_margin_entries: crate::limits::COMPACTION_MARGIN_ENTRIES_DEFAULT,
             rejoin: false,
             join: None,
+            metrics: None,
         }
     }
 
@@ -304,6 +308,11 @@ pub struct EventLoop {
     pending_conf: Option<Pending>,
     /// A leadership transfer this leader started, answered once the target leads.
     pending_transfer: Option<(Pending, NodeId)>,
+    /// What the metrics endpoint serves, and its thread (when configured).
+    metrics: Arc<Metrics>,
+    metrics_thread: Option<std::thread::JoinHandle<()>>,
+    /// The leader last seen (to count leader changes).
+    leader_seen: Option<NodeId>,
 }
 
 fn log(id: NodeId, text: impl std::fmt::Display) {
@@ -371,6 +380,11 @@ impl EventLoop {
             })
             .collect();
         let state_revision = state.revision();
+        let metrics = Arc::new(Metrics::new(config.id, &config.data_dir));
+        let metrics_thread = match config.metrics {
+            Some(address) => Some(metrics.serve(address)?),
+            None => None,
+        };
         let event_loop = EventLoop {
             last_snapshot_index: snapshot.meta.index,
             role_seen: (raft.role(), raft.term()),
@@ -401,6 +415,9 @@ impl EventLoop {
             conf_seen: u64::MAX,
             pending_conf: None,
             pending_transfer: None,
+            metrics,
+            metrics_thread,
+            leader_seen: None,
         };
         let mut event_loop = event_loop;
         event_loop.sync_membership();
@@ -414,6 +431,15 @@ impl EventLoop {
     /// Runs until stopped. A storage failure ends the loop with an error: the node must not
     /// acknowledge anything more.
     pub fn run(mut self) -> Result<()> {
+        let result = self.run_loop();
+        self.metrics.stop();
+        if let Some(thread) = self.metrics_thread.take() {
+            let _ = thread.join();
+        }
+        result
+    }
+
+    fn run_loop(&mut self) -> Result<()> {
         let mut events = Events::with_capacity(POLL_EVENTS_MAX);
         log(
             self.config.id,
@@ -445,6 +471,9 @@ impl EventLoop {
                 return Ok(());
             }
             let ticked = self.tick_if_due();
+            if ticked {
+                self.publish_metrics();
+            }
             if ticked {
                 // Once per tick is often enough for the sweeps over all connections.
                 self.expire_silent_connections();
@@ -1249,6 +1278,54 @@ impl EventLoop {
         Ok(())
     }
 
+    // ----- metrics -----
+
+    /// Reports the gauges (once per tick).
+    fn publish_metrics(&mut self) {
+        let leader = self.raft.leader();
+        if leader.is_some() && leader != self.leader_seen {
+            self.metrics.leader_changed();
+        }
+        self.leader_seen = leader;
+        let conf = self.raft.conf();
+        let last_index = self.raft.last_index();
+        let now = Instant::now();
+        let peers = if self.raft.role() == Role::Leader {
+            self.raft
+                .tracker()
+                .iter()
+                .filter(|p| p.id != self.config.id)
+                .map(|p| {
+                    let peer = metrics::Peer {
+                        lag_entries: last_index.saturating_sub(p.match_index),
+                        last_contact_seconds: self
+                            .last_contact
+                            .get(&p.id)
+                            .map(|t| now.duration_since(*t).as_secs_f64()),
+                        voter: conf.is_voter(p.id),
+                    };
+                    (p.id, peer)
+                })
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
+        self.metrics.set_gauges(metrics::Gauges {
+            term: self.raft.term(),
+            commit: self.raft.commit_index(),
+            applied: self.raft.applied_index(),
+            last_index,
+            leader: self.raft.role() == Role::Leader,
+            voters: conf.voters.len() as u64,
+            learners: conf.learners.len() as u64,
+            sessions: self.state.sessions().count() as u64,
+            locks_held: self.state.locks_held() as u64,
+            watches: self.watches.len() as u64,
+            fencing_rejections: self.state.fencing_rejections(),
+            peers,
+        });
+    }
+
     // ----- membership -----
 
     /// Takes the members' addresses from the newest membership (its entry's context, or the
@@ -1516,9 +1593,13 @@ impl EventLoop {
             }
         }
         if !ready.entries.is_empty() || ready.hard_state.is_some() {
+            let started = Instant::now();
             self.raft
                 .storage_mut()
                 .append(&ready.entries, ready.hard_state)?;
+            if !ready.entries.is_empty() {
+                self.metrics.fsync(started.elapsed());
+            }
         }
         self.raft.advance(marker);
         for message in std::mem::take(&mut ready.persisted_messages) {
@@ -1544,6 +1625,7 @@ impl EventLoop {
                     .pending_writes
                     .remove(&(applied.client, applied.sequence))
                 {
+                    self.metrics.proposal(p.since.elapsed());
                     let reply = match applied.payload {
                         Some(payload) => ClientReply::Claimed {
                             outcome: applied.outcome,

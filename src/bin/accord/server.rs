@@ -39,6 +39,10 @@ options:
   --rejoin             the data directory was re-created empty after damage: replicate, but
                        neither vote nor count toward quorums until re-added as a voter
   --no-promote         with --join: stay a learner (promote later: accord member promote)
+  --metrics ADDR       serve metrics in the Prometheus text format at http://ADDR/metrics:
+                       term, commit and applied index, leader changes, proposal and fsync
+                       latency histograms, WAL and snapshot bytes, sessions, locks held,
+                       watches, fencing rejections, and on the leader each member's lag
 
 Exit status: 0 stopped; 2 bad arguments; 3 damaged data directory (move it aside and start
 with --rejoin on an empty one); 4 data directory locked or unusable; 1 other failures.
@@ -95,8 +99,8 @@ fn config_file_arguments(path: &str) -> Result<Vec<String>, String> {
                 ))
             }
             (
-                "id" | "listen" | "peers" | "data-dir" | "cluster-id" | "tick-ms"
-                | "election-ticks" | "snapshot-entries" | "compaction-margin",
+                "id" | "listen" | "peers" | "join" | "data-dir" | "cluster-id" | "tick-ms"
+                | "election-ticks" | "snapshot-entries" | "compaction-margin" | "metrics",
                 _,
             ) => {
                 arguments.push(format!("--{key}"));
@@ -137,6 +141,7 @@ pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
     let listen: SocketAddr = args.get_opt("listen")?.ok_or("--listen is required")?;
     let peers: String = args.get("peers", String::new())?;
     let join: Option<String> = args.get_opt("join")?;
+    let metrics: Option<SocketAddr> = args.get_opt("metrics")?;
     let promote = !args.flag("no-promote");
     let data_dir: PathBuf = args.get_opt("data-dir")?.ok_or("--data-dir is required")?;
     let cluster: u64 = args.get("cluster-id", 1)?;
@@ -174,6 +179,7 @@ pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
     }
     let mut config = NodeConfig::new(id, listen, members, data_dir);
     config.join = joined;
+    config.metrics = metrics;
     config.cluster = cluster;
     config.tick = Duration::from_millis(tick_ms);
     config.election_ticks = election_ticks;

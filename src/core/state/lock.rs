@@ -82,6 +82,15 @@ impl Locks {
         self.map.len()
     }
 
+    /// Grants held in `space`.
+    pub fn held(&self, space: Space) -> usize {
+        self.map
+            .iter()
+            .filter(|((s, _), _)| *s == space)
+            .map(|(_, lock)| lock.holders.len())
+            .sum()
+    }
+
     /// Whether none is.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()

@@ -72,6 +72,9 @@ pub struct StateMachine {
     /// The context of the newest applied membership entry (the runtime keeps the members'
     /// addresses there), so that snapshots carry it.
     membership_context: Vec<u8>,
+    /// Transactions refused because a fencing token no longer held (a statistic for the
+    /// metrics: not part of the replicated state, not in snapshots).
+    fencing_rejections: u64,
     /// Events of the entries applied since the last [`StateMachine::take_events`] (not part
     /// of the replicated state: callers drain it after every apply).
     events: Vec<Event>,
@@ -147,6 +150,16 @@ impl StateMachine {
         self.membership_context = context.to_vec();
     }
 
+    /// Transactions this replica refused because a fencing token no longer held.
+    pub fn fencing_rejections(&self) -> u64 {
+        self.fencing_rejections
+    }
+
+    /// Lock, read-write lock and semaphore grants held.
+    pub fn locks_held(&self) -> usize {
+        self.locks.held(Space::Lock)
+    }
+
     /// The context of the newest applied membership entry (empty before the first).
     pub fn membership_context(&self) -> &[u8] {
         &self.membership_context
@@ -214,6 +227,12 @@ impl StateMachine {
                 failure,
             } => {
                 let succeeded = conditions.iter().all(|c| self.holds(c));
+                let fenced = |c: &Condition| {
+                    matches!(c.compare, Compare::LockToken(_) | Compare::LeaderToken(_))
+                };
+                if !succeeded && conditions.iter().any(|c| fenced(c) && !self.holds(c)) {
+                    self.fencing_rejections += 1;
+                }
                 let ops = if succeeded { success } else { failure };
                 if !ops.is_empty() {
                     self.revision += 1;

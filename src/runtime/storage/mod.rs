@@ -31,7 +31,8 @@ use wal::{SegmentStart, Wal};
 /// How to open a data directory.
 #[derive(Clone, Debug)]
 pub struct StorageOptions {
-    /// The voters of a new cluster (used when the directory holds no snapshot).
+    /// The voters of a new cluster (used when the directory holds no snapshot). Empty to open
+    /// a directory only to inspect it: then nothing is written to it.
     pub voters: Vec<u64>,
     /// The membership a new member starts from, when it joins a running cluster (instead of
     /// `voters`), and the context that comes with it (the members' addresses).
@@ -459,6 +460,14 @@ fn bootstrap_conf(
             }
             let (conf, context) = ConfState::decode_entry(body).map_err(damaged)?;
             Ok((conf, context.to_vec()))
+        }
+        // Opened to be inspected (`accord check`), not to run a member: nothing to record.
+        Err(error)
+            if error.kind() == std::io::ErrorKind::NotFound
+                && options.voters.is_empty()
+                && options.join_conf.is_none() =>
+        {
+            Ok((ConfState::default(), Vec::new()))
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             let (conf, context) = match (&options.join_conf, fresh) {
