@@ -190,3 +190,81 @@ fn a_member_whose_data_was_lost_is_replaced_by_a_new_one() {
         .put(b"after", b"replacement")
         .unwrap();
 }
+
+/// The longest gap between consecutive acknowledged writes (the time writes were
+/// unavailable), from the writer's timestamps.
+fn longest_gap(times: &[Instant]) -> Duration {
+    times
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]))
+        .max()
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_rolling_restart_of_every_member_under_writes_loses_nothing() {
+    let mut cluster = start(3, "rolling");
+    cluster.wait_for_leader(None, WAIT).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let log: Arc<Mutex<(Vec<u64>, Vec<Instant>, Vec<String>)>> = Arc::default();
+    let writer = {
+        let (stop, log) = (stop.clone(), log.clone());
+        let client = client_of(cluster.endpoints());
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                let result = client.put(format!("roll{i:06}").as_bytes(), b"x");
+                let mut log = log.lock().unwrap();
+                match result {
+                    Ok(_) => {
+                        log.0.push(i);
+                        log.1.push(Instant::now());
+                    }
+                    Err(error) => log.2.push(error.to_string()),
+                }
+                i += 1;
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    // One member at a time: stop it, wait, start it again, and wait until it has caught up.
+    for id in cluster.ids() {
+        cluster.kill(id);
+        std::thread::sleep(Duration::from_millis(300));
+        cluster.spawn(id).unwrap();
+        let target = cluster.client().unwrap().status().unwrap().commit;
+        let member = cluster.client_of(id).unwrap();
+        let deadline = Instant::now() + WAIT;
+        while member
+            .status_of(&cluster.address(id).unwrap().to_string())
+            .map_or(0, |s| s.applied)
+            < target
+        {
+            assert!(Instant::now() < deadline, "member {id} never caught up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::SeqCst);
+    writer.join().unwrap();
+    let (acknowledged, times, errors) = log.lock().unwrap().clone();
+    println!(
+        "rolling restart: writes={} errors={} longest_unavailable_ms={}",
+        acknowledged.len(),
+        errors.len(),
+        longest_gap(&times).as_millis()
+    );
+    assert!(
+        errors.is_empty(),
+        "writes failed beyond retries: {errors:?}"
+    );
+    let client = cluster.client().unwrap();
+    let (found, _, _) = client.range(b"roll", 0).unwrap();
+    let keys: std::collections::BTreeSet<Vec<u8>> = found.into_iter().map(|kv| kv.key).collect();
+    for i in &acknowledged {
+        assert!(
+            keys.contains(format!("roll{i:06}").as_bytes()),
+            "roll{i:06} lost"
+        );
+    }
+}
