@@ -191,6 +191,9 @@ fn a_member_whose_data_was_lost_is_replaced_by_a_new_one() {
         .unwrap();
 }
 
+/// Acknowledged writes, when each was acknowledged, and the errors of failed ones.
+type WriteLog = (Vec<u64>, Vec<Instant>, Vec<String>);
+
 /// The longest gap between consecutive acknowledged writes (the time writes were
 /// unavailable), from the writer's timestamps.
 fn longest_gap(times: &[Instant]) -> Duration {
@@ -206,7 +209,7 @@ fn a_rolling_restart_of_every_member_under_writes_loses_nothing() {
     let mut cluster = start(3, "rolling");
     cluster.wait_for_leader(None, WAIT).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let log: Arc<Mutex<(Vec<u64>, Vec<Instant>, Vec<String>)>> = Arc::default();
+    let log: Arc<Mutex<WriteLog>> = Arc::default();
     let writer = {
         let (stop, log) = (stop.clone(), log.clone());
         let client = client_of(cluster.endpoints());
