@@ -271,3 +271,62 @@ fn a_rolling_restart_of_every_member_under_writes_loses_nothing() {
         );
     }
 }
+
+#[test]
+fn a_survivor_of_a_lost_majority_is_rebuilt_into_a_working_cluster() {
+    let mut cluster = start(3, "recover");
+    cluster.wait_for_leader(None, WAIT).unwrap();
+    let client = cluster.client().unwrap();
+    for i in 0..50 {
+        client.put(format!("s{i}").as_bytes(), b"v").unwrap();
+    }
+    // Members 1 and 2 are gone for good; member 3 alone cannot write.
+    cluster.forget(1);
+    cluster.forget(2);
+    let alone = Client::connect(ClientConfig {
+        timeout: Duration::from_millis(1500),
+        ..ClientConfig::new(cluster.endpoints())
+    })
+    .unwrap();
+    assert!(alone.put(b"without", b"quorum").is_err());
+    cluster.kill(3);
+    let binary = env!("CARGO_BIN_EXE_accord");
+    let voters = format!("3={}", cluster.address(3).unwrap());
+    let recover = |confirm: bool| {
+        let mut command = std::process::Command::new(binary);
+        command
+            .arg("recover")
+            .arg("--data-dir")
+            .arg(cluster.data_dir(3));
+        command.args(["--voters", &voters]);
+        if confirm {
+            command.arg("--confirm");
+        }
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let dry_run = recover(false);
+    assert!(
+        dry_run.contains("may be lost") && dry_run.contains("nothing written"),
+        "{dry_run}"
+    );
+    let done = recover(true);
+    assert!(done.contains("written at index"), "{done}");
+    cluster.spawn(3).unwrap();
+    let client = client_of(cluster.endpoints());
+    client.put(b"after", b"recovery").unwrap();
+    let (found, _, _) = client.range(b"s", 0).unwrap();
+    assert_eq!(found.len(), 50, "the survivor's data");
+    let view = client.member_list().unwrap();
+    assert_eq!(view.conf.voters, vec![3]);
+    // A running member's data directory is refused (locked).
+    let locked = std::process::Command::new(binary)
+        .arg("recover")
+        .arg("--data-dir")
+        .arg(cluster.data_dir(3))
+        .args(["--voters", &voters, "--confirm"])
+        .output()
+        .unwrap();
+    assert_eq!(locked.status.code(), Some(4), "{locked:?}");
+}

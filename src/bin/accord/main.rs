@@ -13,6 +13,7 @@ mod crashtest;
 mod demo;
 mod kv;
 mod member;
+mod recover;
 mod server;
 mod sim;
 
@@ -34,6 +35,7 @@ commands:
   member   list the cluster's members; add, promote or remove one (accord member --help)
   transfer-leader  hand leadership to a voter: accord transfer-leader --to ID
   leave    a member leaves the cluster for good: accord leave --id ID (then stop it)
+  recover  rebuild a cluster from the survivors of a lost majority (accord recover --help)
   lock     run a command while holding a lock, with its fencing token (accord lock --help)
   elect    campaign in an election and print its leadership changes
   group    join, list or watch a group
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
         "member" => member::main(arguments),
         "transfer-leader" => member::transfer_main(arguments),
         "leave" => member::leave_main(arguments),
+        "recover" => recover::main(arguments),
         "lock" => coord::lock_main(arguments),
         "elect" => coord::elect_main(arguments),
         "group" => coord::group_main(arguments),

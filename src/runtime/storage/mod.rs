@@ -151,6 +151,33 @@ impl WalStorage {
         self.memory.set_applied_conf(conf);
     }
 
+    /// Quorum-loss recovery (offline, on a stopped member): appends a membership entry naming
+    /// `conf` (with `context`, the members' addresses) after the last entry held, in the
+    /// term of that entry, durably. It takes effect when the member next starts, so the
+    /// survivors can elect a leader among themselves. Entries the lost members committed and
+    /// this one never received are lost: run it on every survivor with the same membership;
+    /// the one with the most up-to-date log wins the first election and brings the others
+    /// to its log. Returns the entry's index.
+    pub fn append_recovery_membership(
+        &mut self,
+        conf: &ConfState,
+        context: &[u8],
+    ) -> Result<Index> {
+        conf.validate().map_err(Error::InvalidConfig)?;
+        let index = self.memory.last_index() + 1;
+        let term = self.memory.term(index - 1)?;
+        let mut data = conf.encode();
+        data.extend_from_slice(context);
+        let entry = Entry {
+            term,
+            index,
+            kind: crate::types::EntryKind::ConfChange,
+            data: Payload::from(data),
+        };
+        self.append(&[entry], None)?;
+        Ok(index)
+    }
+
     /// The context recorded with the bootstrap membership (see [`StorageOptions::join_conf`]).
     pub fn bootstrap_context(&self) -> &[u8] {
         &self.bootstrap_context
