@@ -70,6 +70,9 @@ pub const VOTERS_MAX: usize = 7;
 /// Learners a configuration may hold.
 pub const LEARNERS_MAX: usize = 16;
 
+/// Bytes of a snapshot file one `accord snapshot save` reply carries.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 256 * 1024;
+
 /// Bytes of an HTTP request the metrics endpoint reads before refusing it.
 pub const METRICS_REQUEST_BYTES_MAX: usize = 8 * 1024;
 
@@ -247,3 +250,4 @@ const _: () = assert!(SESSION_DRIFT_PER_MILLE < 500);
 const _: () = assert!(WATCHES_PER_CONNECTION_MAX <= WATCHES_MAX);
 const _: () =
     assert!(WATCH_CONNECTION_BACKLOG_BYTES_MAX + FRAME_BYTES_MAX < CONNECTION_SEND_BYTES_MAX);
+const _: () = assert!(SNAPSHOT_CHUNK_BYTES + 1024 < FRAME_BYTES_MAX);

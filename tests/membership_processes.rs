@@ -330,3 +330,105 @@ fn a_survivor_of_a_lost_majority_is_rebuilt_into_a_working_cluster() {
         .unwrap();
     assert_eq!(locked.status.code(), Some(4), "{locked:?}");
 }
+
+/// Server processes started by hand, killed when dropped.
+struct Servers(Vec<std::process::Child>);
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[test]
+fn a_snapshot_saved_from_a_live_cluster_seeds_a_new_one() {
+    let cluster = start(3, "backup");
+    cluster.wait_for_leader(None, WAIT).unwrap();
+    let client = cluster.client().unwrap();
+    for i in 0..200 {
+        client.put(format!("b{i:03}").as_bytes(), b"v").unwrap();
+    }
+    client.add(b"jobs", 42).unwrap();
+    let binary = env!("CARGO_BIN_EXE_accord");
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(binary)
+            .args(args)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.code(), text)
+    };
+    let file = cluster.dir().join("backup.snap");
+    let endpoints = cluster.endpoints().join(",");
+    let (code, text) = run(&[
+        "snapshot",
+        "save",
+        file.to_str().unwrap(),
+        "--endpoints",
+        &endpoints,
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("checksum verified"), "{text}");
+    // A damaged copy is refused before anything is written.
+    let damaged = cluster.dir().join("damaged.snap");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&damaged, &bytes).unwrap();
+    let scratch = cluster.dir().join("scratch");
+    let (code, text) = run(&[
+        "snapshot",
+        "restore",
+        damaged.to_str().unwrap(),
+        "--data-dir",
+        scratch.to_str().unwrap(),
+        "--voters",
+        "1=127.0.0.1:1",
+    ]);
+    assert_ne!(code, Some(0), "{text}");
+    assert!(text.contains("checksum"), "{text}");
+    // A new cluster of three, on new ports, from the saved file.
+    let ports: Vec<String> = (0..3)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .map(|l| l.local_addr().unwrap().to_string())
+        .collect();
+    let voters: Vec<String> = (0..3).map(|i| format!("{}={}", i + 1, ports[i])).collect();
+    let voters = voters.join(",");
+    let mut servers = Servers(Vec::new());
+    for (i, port) in ports.iter().enumerate() {
+        let dir = cluster.dir().join(format!("restored{}", i + 1));
+        let (code, text) = run(&[
+            "snapshot",
+            "restore",
+            file.to_str().unwrap(),
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--voters",
+            &voters,
+        ]);
+        assert_eq!(code, Some(0), "{text}");
+        let child = std::process::Command::new(binary)
+            .args(["server", "--id", &(i + 1).to_string(), "--listen", port])
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(["--tick-ms", "20"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        servers.0.push(child);
+    }
+    let restored = client_of(ports.clone());
+    let (found, _, _) = restored.range(b"b", 0).unwrap();
+    assert_eq!(found.len(), 200);
+    assert_eq!(restored.counter(b"jobs").unwrap(), 42);
+    restored.put(b"new", b"cluster").unwrap();
+    assert_eq!(restored.member_list().unwrap().conf.voters.len(), 3);
+    drop(servers);
+}

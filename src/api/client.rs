@@ -20,7 +20,8 @@ use crate::error::{Error, Result};
 use crate::limits::WATCH_BUFFER_EVENTS_MAX;
 use crate::runtime::node::LoopHandle;
 use crate::runtime::wire::{
-    self, Caller, ClientOp, ClientReply, Decoded, Frame, MembershipOp, MembershipView, Status,
+    self, Caller, ClientOp, ClientReply, Decoded, Frame, MembershipOp, MembershipView, SnapshotOp,
+    Status,
 };
 use crate::types::NodeId;
 
@@ -296,6 +297,38 @@ impl Client {
     /// change is complete. A removed leader hands its leadership over first.
     pub fn member_remove(&self, id: NodeId) -> Result<MembershipView> {
         self.membership(MembershipOp::Remove { id })
+    }
+
+    /// Saves a snapshot of the replicated state, consistent as of the commit index when the
+    /// call began, into `out` (the snapshot file format, checksummed); the leader takes a
+    /// fresh snapshot when its newest one is older. Returns the snapshot's index and size.
+    pub fn save_snapshot(&self, out: &mut impl std::io::Write) -> Result<(u64, u64)> {
+        let after = self.status()?.commit;
+        let prepared = self.call(ClientOp::Snapshot(SnapshotOp::Prepare { after }))?;
+        let ClientReply::SnapshotChunk {
+            index, term, total, ..
+        } = prepared
+        else {
+            return Err(unexpected(prepared));
+        };
+        let mut offset = 0u64;
+        // Bounded by the file's size: every chunk is non-empty or the save fails.
+        while offset < total {
+            let op = ClientOp::Snapshot(SnapshotOp::Read {
+                index,
+                term,
+                offset,
+            });
+            match self.call(op)? {
+                ClientReply::SnapshotChunk { data, .. } if !data.is_empty() => {
+                    out.write_all(&data)
+                        .map_err(|e| Error::io("writing the snapshot", &e))?;
+                    offset += data.len() as u64;
+                }
+                other => return Err(unexpected(other)),
+            }
+        }
+        Ok((index, total))
     }
 
     /// Hands leadership to voter `to`; returns once it leads.

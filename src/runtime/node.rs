@@ -34,7 +34,8 @@ use super::members;
 use super::metrics::{self, Metrics};
 use super::storage::{StorageOptions, WalStorage};
 use super::wire::{
-    Answer, Caller, ClientOp, ClientReply, Frame, MembershipOp, MembershipView, Query, Status,
+    Answer, Caller, ClientOp, ClientReply, Frame, MembershipOp, MembershipView, Query, SnapshotOp,
+    Status,
 };
 use crate::core::raft::{ConfChange, Config, Message, Raft, Ready, Role, Storage};
 use crate::core::state::lease::SessionClock;
@@ -43,7 +44,8 @@ use crate::core::state::{Command, Event, EventKind, Request, StateMachine};
 use crate::error::{Error, Result};
 use crate::limits::{
     CONNECTIONS_MAX, EVENTS_PER_FRAME_MAX, NODE_COMMAND_QUEUE_MAX, PENDING_CLIENT_REQUESTS_MAX,
-    POLL_EVENTS_MAX, RANGE_BYTES_MAX, RANGE_KEY_OVERHEAD_BYTES, WATCH_CONNECTION_BACKLOG_BYTES_MAX,
+    POLL_EVENTS_MAX, RANGE_BYTES_MAX, RANGE_KEY_OVERHEAD_BYTES, SNAPSHOT_CHUNK_BYTES,
+    WATCH_CONNECTION_BACKLOG_BYTES_MAX,
 };
 use crate::types::{ConfState, EntryKind, NodeId, Payload};
 
@@ -928,6 +930,10 @@ impl EventLoop {
                 from,
             } => self.start_watch(to, watch, space, prefix, from),
             ClientOp::Membership(op) => self.on_membership(to, op, since),
+            ClientOp::Snapshot(op) => {
+                let reply = self.on_snapshot(op);
+                self.reply(&to, reply);
+            }
             ClientOp::Unwatch { watch } => {
                 if let ReplyTo::Socket { slot, serial, .. } = to {
                     self.watches.remove(&WatchKey {
@@ -1276,6 +1282,81 @@ impl EventLoop {
         self.answer_membership_change();
         self.answer_transfer();
         Ok(())
+    }
+
+    // ----- saving a snapshot -----
+
+    /// Serves `accord snapshot save`, on the leader: a snapshot covering the requested index
+    /// (taken now if the newest does not), then its file in chunks.
+    fn on_snapshot(&mut self, op: SnapshotOp) -> ClientReply {
+        if self.raft.role() != Role::Leader {
+            return self.refusal(Error::NotLeader {
+                leader: self.raft.leader(),
+            });
+        }
+        let storage = self.raft.storage();
+        let newest = match storage.newest_snapshot_file() {
+            Ok(newest) => newest,
+            Err(error) => return ClientReply::Failed(error.to_string()),
+        };
+        match op {
+            SnapshotOp::Prepare { after } => match newest {
+                Some((meta, total)) if meta.index >= after => ClientReply::SnapshotChunk {
+                    index: meta.index,
+                    term: meta.term,
+                    total,
+                    offset: 0,
+                    data: Vec::new(),
+                },
+                _ => {
+                    let applied = self.state.applied_index();
+                    if applied < after {
+                        return ClientReply::Unavailable("catching up; retry".into());
+                    }
+                    if !storage.snapshot_in_flight() {
+                        let state = &self.state;
+                        let started = self.raft.storage_mut().start_snapshot_streamed(
+                            applied,
+                            state.encoded_len(),
+                            |writer| state.encode_into(&mut WriteRef(writer)),
+                        );
+                        match started {
+                            Ok(true) => self.last_snapshot_index = applied,
+                            Ok(false) => {}
+                            Err(error) => return ClientReply::Failed(error.to_string()),
+                        }
+                    }
+                    ClientReply::Unavailable("taking a snapshot; retry".into())
+                }
+            },
+            SnapshotOp::Read {
+                index,
+                term,
+                offset,
+            } => {
+                let total = match newest {
+                    Some((meta, total)) if meta.index == index && meta.term == term => total,
+                    _ => {
+                        return ClientReply::Failed(format!(
+                            "snapshot {index} was replaced by a newer one; save again"
+                        ))
+                    }
+                };
+                match storage.read_snapshot_file(index, term, offset, SNAPSHOT_CHUNK_BYTES) {
+                    Ok(Some(data)) => ClientReply::SnapshotChunk {
+                        index,
+                        term,
+                        total,
+                        offset,
+                        data,
+                    },
+                    Ok(None) => ClientReply::Failed(format!(
+                        "snapshot {index} was replaced by a newer one; save again"
+                    )),
+                    Err(error) => ClientReply::Failed(error.to_string()),
+                }
+            }
+        }
     }
 
     // ----- metrics -----

@@ -89,6 +89,28 @@ pub enum ClientOp {
     },
     /// Reads or changes the cluster's membership (changes are served by the leader).
     Membership(MembershipOp),
+    /// Saves a snapshot of the replicated state (`accord snapshot save`; the leader serves).
+    Snapshot(SnapshotOp),
+}
+
+/// A step of saving a snapshot from a live cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SnapshotOp {
+    /// The newest durable snapshot if it covers index `after`; otherwise the leader takes
+    /// one and answers `Unavailable` until it is durable (the client retries).
+    Prepare {
+        /// The index it must cover (the commit index when the save began).
+        after: u64,
+    },
+    /// Bytes of the snapshot file at (`index`, `term`) from `offset`.
+    Read {
+        /// The snapshot's index.
+        index: u64,
+        /// Its term.
+        term: u64,
+        /// Where to read from.
+        offset: u64,
+    },
 }
 
 /// A membership request.
@@ -291,6 +313,19 @@ pub enum ClientReply {
     },
     /// The membership (after a change completed, or for a listing).
     Membership(MembershipView),
+    /// A snapshot file, or part of it.
+    SnapshotChunk {
+        /// The snapshot's index.
+        index: u64,
+        /// Its term.
+        term: u64,
+        /// The whole file's size.
+        total: u64,
+        /// Where `data` starts in the file.
+        offset: u64,
+        /// The bytes (empty in the answer to `Prepare`).
+        data: Vec<u8>,
+    },
 }
 
 /// One frame.
@@ -839,6 +874,25 @@ fn encode_op(op: &ClientOp, out: &mut Vec<u8>) {
                 }
             }
         }
+        ClientOp::Snapshot(op) => {
+            out.put_u8(10);
+            match op {
+                SnapshotOp::Prepare { after } => {
+                    out.put_u8(1);
+                    out.put_u64(*after);
+                }
+                SnapshotOp::Read {
+                    index,
+                    term,
+                    offset,
+                } => {
+                    out.put_u8(2);
+                    out.put_u64(*index);
+                    out.put_u64(*term);
+                    out.put_u64(*offset);
+                }
+            }
+        }
     }
 }
 
@@ -1064,6 +1118,17 @@ fn decode_op(reader: &mut Reader) -> Result<ClientOp, String> {
             5 => MembershipOp::TransferLeader { to: reader.u64()? },
             other => return Err(format!("unknown membership operation {other}")),
         }),
+        10 => ClientOp::Snapshot(match reader.u8()? {
+            1 => SnapshotOp::Prepare {
+                after: reader.u64()?,
+            },
+            2 => SnapshotOp::Read {
+                index: reader.u64()?,
+                term: reader.u64()?,
+                offset: reader.u64()?,
+            },
+            other => return Err(format!("unknown snapshot operation {other}")),
+        }),
         other => return Err(format!("unknown client operation {other}")),
     })
 }
@@ -1162,6 +1227,20 @@ fn encode_reply(reply: &ClientReply, out: &mut Vec<u8>) {
         ClientReply::Compacted { revision } => {
             out.put_u8(11);
             out.put_u64(*revision);
+        }
+        ClientReply::SnapshotChunk {
+            index,
+            term,
+            total,
+            offset,
+            data,
+        } => {
+            out.put_u8(13);
+            out.put_u64(*index);
+            out.put_u64(*term);
+            out.put_u64(*total);
+            out.put_u64(*offset);
+            out.put_bytes(data);
         }
         ClientReply::Membership(view) => {
             out.put_u8(12);
@@ -1277,6 +1356,13 @@ fn decode_reply(reader: &mut Reader) -> Result<ClientReply, String> {
                 addresses,
             })
         }
+        13 => ClientReply::SnapshotChunk {
+            index: reader.u64()?,
+            term: reader.u64()?,
+            total: reader.u64()?,
+            offset: reader.u64()?,
+            data: reader.bytes(crate::limits::SNAPSHOT_CHUNK_BYTES)?.to_vec(),
+        },
         other => return Err(format!("unknown reply kind {other}")),
     })
 }

@@ -16,6 +16,7 @@ mod member;
 mod recover;
 mod server;
 mod sim;
+mod snapshot;
 
 use std::process::ExitCode;
 
@@ -36,6 +37,8 @@ commands:
   transfer-leader  hand leadership to a voter: accord transfer-leader --to ID
   leave    a member leaves the cluster for good: accord leave --id ID (then stop it)
   recover  rebuild a cluster from the survivors of a lost majority (accord recover --help)
+  snapshot back up a live cluster's state, or seed a new cluster from a backup
+           (accord snapshot --help)
   lock     run a command while holding a lock, with its fencing token (accord lock --help)
   elect    campaign in an election and print its leadership changes
   group    join, list or watch a group
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         "transfer-leader" => member::transfer_main(arguments),
         "leave" => member::leave_main(arguments),
         "recover" => recover::main(arguments),
+        "snapshot" => snapshot::main(arguments),
         "lock" => coord::lock_main(arguments),
         "elect" => coord::elect_main(arguments),
         "group" => coord::group_main(arguments),

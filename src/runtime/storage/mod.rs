@@ -151,6 +151,71 @@ impl WalStorage {
         self.memory.set_applied_conf(conf);
     }
 
+    /// The newest durable snapshot's index and term, and its file's size (`None` before the
+    /// first snapshot).
+    pub fn newest_snapshot_file(&self) -> Result<Option<(SnapshotMeta, u64)>> {
+        let meta = self.memory.snapshot()?.meta;
+        if meta.index == 0 {
+            return Ok(None);
+        }
+        let path = self
+            .snap_dir
+            .join(snapshot_file::file_name(meta.index, meta.term));
+        let bytes = std::fs::metadata(&path)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), &e))?
+            .len();
+        Ok(Some((meta, bytes)))
+    }
+
+    /// Up to `max` bytes of the snapshot file at (`index`, `term`) from `offset`; `None` when
+    /// that snapshot is gone (a newer one replaced it).
+    pub fn read_snapshot_file(
+        &self,
+        index: Index,
+        term: Term,
+        offset: u64,
+        max: usize,
+    ) -> Result<Option<Vec<u8>>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let path = self.snap_dir.join(snapshot_file::file_name(index, term));
+        let mut file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(Error::io(format!("reading {}", path.display()), &error)),
+        };
+        let mut chunk = Vec::with_capacity(max);
+        file.seek(SeekFrom::Start(offset))
+            .and_then(|_| file.take(max as u64).read_to_end(&mut chunk))
+            .map_err(|e| Error::io(format!("reading {}", path.display()), &e))?;
+        Ok(Some(chunk))
+    }
+
+    /// Whether a snapshot is being made durable.
+    pub fn snapshot_in_flight(&self) -> bool {
+        self.snapshot_in_flight.is_some()
+    }
+
+    /// Seeds a new member's empty data directory with a saved snapshot (`accord snapshot
+    /// restore`): the snapshot becomes its state and the log starts after it, in its term.
+    pub fn seed_from_snapshot(&mut self, snapshot: Snapshot) -> Result<()> {
+        if self.memory.last_index() != 0 || self.memory.snapshot()?.meta.index != 0 {
+            return Err(Error::InvalidConfig(format!(
+                "{} already holds a member's data: restore into an empty directory",
+                self.path().display()
+            )));
+        }
+        let (index, term) = (snapshot.meta.index, snapshot.meta.term);
+        self.apply_snapshot(snapshot)?;
+        self.append(
+            &[],
+            Some(HardState {
+                term,
+                vote: crate::types::NO_NODE,
+                commit: index,
+            }),
+        )
+    }
+
     /// Quorum-loss recovery (offline, on a stopped member): appends a membership entry naming
     /// `conf` (with `context`, the members' addresses) after the last entry held, in the
     /// term of that entry, durably. It takes effect when the member next starts, so the
