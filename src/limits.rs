@@ -70,6 +70,9 @@ pub const VOTERS_MAX: usize = 7;
 /// Learners a configuration may hold.
 pub const LEARNERS_MAX: usize = 16;
 
+/// Log entries a leader sums to report a member's lag in bytes (beyond, a lower bound).
+pub const LAG_BYTES_SCAN_ENTRIES_MAX: u64 = 100_000;
+
 /// Bytes of a snapshot file one `accord snapshot save` reply carries.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 256 * 1024;
 

@@ -159,10 +159,35 @@ fn a_member_whose_data_was_lost_is_replaced_by_a_new_one() {
     for i in 0..100 {
         client.put(format!("r{i}").as_bytes(), b"v").unwrap();
     }
-    // Member 3's disk is gone: remove it, and add member 4 in its place.
+    // Member 3's disk is gone: the leader reports it suspected down, and its lag grows.
     cluster.kill(3);
     std::fs::remove_dir_all(cluster.data_dir(3)).unwrap();
     let client = cluster.client().unwrap();
+    for i in 0..10 {
+        client
+            .put(format!("lag{i}").as_bytes(), b"0123456789")
+            .unwrap();
+    }
+    let (leader, _) = cluster.wait_for_leader(None, WAIT).unwrap();
+    let health = |id: NodeId| {
+        let address = cluster.address(leader).unwrap().to_string();
+        let status = client.status_of(&address).unwrap();
+        status.members.into_iter().find(|m| m.id == id).unwrap()
+    };
+    let deadline = Instant::now() + WAIT;
+    while !health(3).suspect {
+        assert!(
+            Instant::now() < deadline,
+            "member 3 never suspected: {:?}",
+            health(3)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let down = health(3);
+    assert!(down.lag_entries >= 10 && down.lag_bytes >= 100, "{down:?}");
+    let other = if leader == 1 { 2 } else { 1 };
+    let up = health(other);
+    assert!(!up.suspect && up.contact_ms < 1000, "{up:?}");
     client.member_remove(3).unwrap();
     cluster.forget(3);
     cluster.join(4, &[]).unwrap();
@@ -431,4 +456,38 @@ fn a_snapshot_saved_from_a_live_cluster_seeds_a_new_one() {
     restored.put(b"new", b"cluster").unwrap();
     assert_eq!(restored.member_list().unwrap().conf.voters.len(), 3);
     drop(servers);
+}
+
+#[test]
+fn a_leader_whose_disk_stalls_hands_leadership_over() {
+    // Servers started from here on honour the slow-disk failpoint file in their data dir.
+    std::env::set_var("ACCORD_FAILPOINTS", "1");
+    let cluster = start(3, "slow-disk");
+    let (slow, _) = cluster.wait_for_leader(None, WAIT).unwrap();
+    let client = cluster.client().unwrap();
+    client.put(b"before", b"stall").unwrap();
+    // The leader's durable writes now take 600 ms, three times the election timeout.
+    let failpoint = cluster
+        .data_dir(slow)
+        .join(accord::runtime::node::FSYNC_DELAY_FAILPOINT_FILE);
+    std::fs::write(&failpoint, "600").unwrap();
+    client.put(b"during", b"stall").unwrap();
+    let deadline = Instant::now() + WAIT;
+    let leader = loop {
+        let (leader, _) = cluster.wait_for_leader(None, WAIT).unwrap();
+        if leader != slow {
+            break leader;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stalling leader kept its seat"
+        );
+        let _ = client.put(b"during", b"stall");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::fs::remove_file(&failpoint).unwrap();
+    client.put(b"after", b"stall").unwrap();
+    assert_ne!(leader, slow);
+    let log = std::fs::read_to_string(cluster.dir().join(format!("node{slow}.log"))).unwrap();
+    assert!(log.contains("the disk stalls"), "{log}");
 }

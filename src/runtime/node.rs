@@ -34,8 +34,8 @@ use super::members;
 use super::metrics::{self, Metrics};
 use super::storage::{StorageOptions, WalStorage};
 use super::wire::{
-    Answer, Caller, ClientOp, ClientReply, Frame, MembershipOp, MembershipView, Query, SnapshotOp,
-    Status,
+    Answer, Caller, ClientOp, ClientReply, Frame, MemberHealth, MembershipOp, MembershipView,
+    Query, SnapshotOp, Status,
 };
 use crate::core::raft::{ConfChange, Config, Message, Raft, Ready, Role, Storage};
 use crate::core::state::lease::SessionClock;
@@ -43,9 +43,9 @@ use crate::core::state::watch::{WatchHub, WatchKey, WatchRefused};
 use crate::core::state::{Command, Event, EventKind, Request, StateMachine};
 use crate::error::{Error, Result};
 use crate::limits::{
-    CONNECTIONS_MAX, EVENTS_PER_FRAME_MAX, NODE_COMMAND_QUEUE_MAX, PENDING_CLIENT_REQUESTS_MAX,
-    POLL_EVENTS_MAX, RANGE_BYTES_MAX, RANGE_KEY_OVERHEAD_BYTES, SNAPSHOT_CHUNK_BYTES,
-    WATCH_CONNECTION_BACKLOG_BYTES_MAX,
+    CONNECTIONS_MAX, EVENTS_PER_FRAME_MAX, LAG_BYTES_SCAN_ENTRIES_MAX, NODE_COMMAND_QUEUE_MAX,
+    PENDING_CLIENT_REQUESTS_MAX, POLL_EVENTS_MAX, RANGE_BYTES_MAX, RANGE_KEY_OVERHEAD_BYTES,
+    SNAPSHOT_CHUNK_BYTES, WATCH_CONNECTION_BACKLOG_BYTES_MAX,
 };
 use crate::types::{ConfState, EntryKind, NodeId, Payload};
 
@@ -315,7 +315,14 @@ pub struct EventLoop {
     metrics_thread: Option<std::thread::JoinHandle<()>>,
     /// The leader last seen (to count leader changes).
     leader_seen: Option<NodeId>,
+    /// With `ACCORD_FAILPOINTS=1` in the environment (tests only): a file whose number, when
+    /// present, delays every durable write by that many milliseconds (a slow or stalling
+    /// disk).
+    fsync_delay_file: Option<std::path::PathBuf>,
 }
+
+/// The file that, with `ACCORD_FAILPOINTS=1`, delays a member's durable writes.
+pub const FSYNC_DELAY_FAILPOINT_FILE: &str = "failpoint-fsync-delay-ms";
 
 fn log(id: NodeId, text: impl std::fmt::Display) {
     eprintln!("accord[node {id}]: {text}");
@@ -420,8 +427,20 @@ impl EventLoop {
             metrics,
             metrics_thread,
             leader_seen: None,
+            fsync_delay_file: None,
         };
         let mut event_loop = event_loop;
+        if std::env::var_os("ACCORD_FAILPOINTS").is_some_and(|v| v == "1") {
+            let file = event_loop.config.data_dir.join(FSYNC_DELAY_FAILPOINT_FILE);
+            log(
+                event_loop.config.id,
+                format!(
+                    "failpoints on (testing only): {} delays durable writes",
+                    file.display()
+                ),
+            );
+            event_loop.fsync_delay_file = Some(file);
+        }
         event_loop.sync_membership();
         let handle = LoopHandle {
             commands: sender,
@@ -1176,19 +1195,32 @@ impl EventLoop {
             Role::PreCandidate => "pre-candidate",
         };
         let now = Instant::now();
+        // Twice the longest election timeout without a word: suspected down.
+        let suspect_after_ms =
+            (4 * u64::from(self.config.election_ticks) * self.config.tick.as_millis() as u64)
+                .max(1);
+        let last_index = self.raft.last_index();
         let members = if self.raft.role() == Role::Leader {
             self.raft
                 .tracker()
                 .iter()
                 .map(|p| {
-                    let contact = if p.id == self.config.id {
+                    let contact_ms = if p.id == self.config.id {
                         0
                     } else {
                         self.last_contact
                             .get(&p.id)
                             .map_or(u64::MAX, |t| now.duration_since(*t).as_millis() as u64)
                     };
-                    (p.id, p.match_index, contact)
+                    MemberHealth {
+                        id: p.id,
+                        voter: self.raft.conf().is_voter(p.id),
+                        matched: p.match_index,
+                        lag_entries: last_index.saturating_sub(p.match_index),
+                        lag_bytes: self.lag_bytes(p.match_index),
+                        contact_ms,
+                        suspect: contact_ms > suspect_after_ms,
+                    }
                 })
                 .collect()
         } else {
@@ -1205,6 +1237,34 @@ impl EventLoop {
             revision: self.state.revision(),
             members,
         }
+    }
+
+    /// Bytes of the log entries after `matched` (`u64::MAX` when they are compacted: the
+    /// member needs a snapshot). Bounded: at most `LAG_BYTES_SCAN_ENTRIES_MAX` entries are
+    /// summed; beyond that the figure is a lower bound.
+    fn lag_bytes(&self, matched: u64) -> u64 {
+        let log = self.raft.log();
+        let last = self.raft.last_index();
+        if matched >= last {
+            return 0;
+        }
+        if matched + 1 < log.first_index() {
+            return u64::MAX;
+        }
+        let high = last.min(matched + LAG_BYTES_SCAN_ENTRIES_MAX) + 1;
+        let mut entries = Vec::new();
+        let mut bytes = 0u64;
+        let mut next = matched + 1;
+        // Bounded by `high`: each batch holds at least one entry.
+        while next < high {
+            entries.clear();
+            if log.entries(next, high, 1 << 20, &mut entries).is_err() || entries.is_empty() {
+                break;
+            }
+            bytes += entries.iter().map(|e| e.data.len() as u64).sum::<u64>();
+            next = entries.last().map_or(high, |e| e.index + 1);
+        }
+        bytes
     }
 
     /// Logs a new leadership; returns whether this member just stopped leading.
@@ -1282,6 +1342,53 @@ impl EventLoop {
         self.answer_membership_change();
         self.answer_transfer();
         Ok(())
+    }
+
+    // ----- a slow disk -----
+
+    /// A leader whose durable write took longer than an election timeout hands leadership to
+    /// the most up-to-date voter: every write waits for the leader's disk, so a stalling disk
+    /// must not stay in the leader's seat (followers would not notice: its heartbeats keep
+    /// coming between the writes).
+    fn step_down_if_disk_stalls(&mut self, elapsed: Duration) {
+        let bound = self.config.tick * self.config.election_ticks;
+        if self.raft.role() != Role::Leader || elapsed <= bound {
+            return;
+        }
+        let successor = self
+            .raft
+            .tracker()
+            .iter()
+            .filter(|p| p.id != self.config.id && self.raft.conf().voters.contains(&p.id))
+            .max_by_key(|p| p.match_index)
+            .map(|p| p.id);
+        if let Some(successor) = successor {
+            log(
+                self.config.id,
+                format!(
+                    "a durable write took {} ms (over the election timeout of {} ms): the disk \
+                     stalls; handing leadership to {successor}",
+                    elapsed.as_millis(),
+                    bound.as_millis()
+                ),
+            );
+            let _ = self.raft.transfer_leader(successor);
+        }
+    }
+
+    /// The slow-disk failpoint (see `fsync_delay_file`).
+    fn delay_by_failpoint(&self) {
+        let Some(file) = &self.fsync_delay_file else {
+            return;
+        };
+        let delay_ms = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|text| text.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+            .min(60_000);
+        if delay_ms > 0 {
+            std::thread::sleep(Duration::from_millis(delay_ms));
+        }
     }
 
     // ----- saving a snapshot -----
@@ -1678,8 +1785,11 @@ impl EventLoop {
             self.raft
                 .storage_mut()
                 .append(&ready.entries, ready.hard_state)?;
+            self.delay_by_failpoint();
             if !ready.entries.is_empty() {
-                self.metrics.fsync(started.elapsed());
+                let elapsed = started.elapsed();
+                self.metrics.fsync(elapsed);
+                self.step_down_if_disk_stalls(elapsed);
             }
         }
         self.raft.advance(marker);

@@ -252,8 +252,27 @@ pub struct Status {
     pub last_index: u64,
     /// State-machine revision.
     pub revision: u64,
-    /// On a leader: per member (id, match index, milliseconds since last contact).
-    pub members: Vec<(NodeId, u64, u64)>,
+    /// On a leader: every member's health as the leader sees it.
+    pub members: Vec<MemberHealth>,
+}
+
+/// One member's health, as the leader sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemberHealth {
+    /// The member.
+    pub id: NodeId,
+    /// Whether it votes.
+    pub voter: bool,
+    /// Highest index known to match the leader's log.
+    pub matched: u64,
+    /// Entries it trails the leader by.
+    pub lag_entries: u64,
+    /// Bytes of those entries (`u64::MAX`: it needs a snapshot, the entries are compacted).
+    pub lag_bytes: u64,
+    /// Milliseconds since the leader last heard from it (`u64::MAX`: never).
+    pub contact_ms: u64,
+    /// Not heard from for longer than twice the longest election timeout.
+    pub suspect: bool,
 }
 
 /// A member's answer to a client.
@@ -1196,10 +1215,14 @@ fn encode_reply(reply: &ClientReply, out: &mut Vec<u8>) {
                 out.put_u64(value);
             }
             out.put_u32(status.members.len() as u32);
-            for (id, matched, contact_ms) in &status.members {
-                out.put_u64(*id);
-                out.put_u64(*matched);
-                out.put_u64(*contact_ms);
+            for member in &status.members {
+                out.put_u64(member.id);
+                out.put_u8(member.voter as u8);
+                out.put_u64(member.matched);
+                out.put_u64(member.lag_entries);
+                out.put_u64(member.lag_bytes);
+                out.put_u64(member.contact_ms);
+                out.put_u8(member.suspect as u8);
             }
         }
         ClientReply::KeptAlive(ttls) => {
@@ -1295,7 +1318,17 @@ fn decode_reply(reader: &mut Reader) -> Result<ClientReply, String> {
                 return Err(format!("{count} members exceed the limit"));
             }
             let members = (0..count)
-                .map(|_| Ok((reader.u64()?, reader.u64()?, reader.u64()?)))
+                .map(|_| {
+                    Ok(MemberHealth {
+                        id: reader.u64()?,
+                        voter: reader.u8()? != 0,
+                        matched: reader.u64()?,
+                        lag_entries: reader.u64()?,
+                        lag_bytes: reader.u64()?,
+                        contact_ms: reader.u64()?,
+                        suspect: reader.u8()? != 0,
+                    })
+                })
                 .collect::<Result<Vec<_>, String>>()?;
             ClientReply::Status(Status {
                 id,

@@ -143,15 +143,24 @@ pub fn status_main(arguments: Vec<String>) -> Result<ExitCode, String> {
                     "{endpoint:<22} {:>4} {:<13} {:>6} {:>6} {:>8} {:>8} {:>8}",
                     s.id, s.role, s.term, s.leader, s.commit, s.applied, s.revision
                 );
-                for (id, matched, contact_ms) in &s.members {
-                    let contact = if *contact_ms == u64::MAX {
+                for m in &s.members {
+                    let contact = if m.contact_ms == u64::MAX {
                         "never".to_string()
                     } else {
-                        format!("{contact_ms} ms ago")
+                        format!("{} ms ago", m.contact_ms)
+                    };
+                    let bytes = if m.lag_bytes == u64::MAX {
+                        "needs a snapshot".to_string()
+                    } else {
+                        format!("{} bytes", m.lag_bytes)
                     };
                     println!(
-                        "    member {id}: match={matched} lag={} last contact {contact}",
-                        s.last_index.saturating_sub(*matched)
+                        "    member {} ({}): match={} lag={} entries, {bytes}; last contact {contact}{}",
+                        m.id,
+                        if m.voter { "voter" } else { "learner" },
+                        m.matched,
+                        m.lag_entries,
+                        if m.suspect { "; SUSPECTED DOWN" } else { "" }
                     );
                 }
             }
