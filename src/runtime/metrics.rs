@@ -360,7 +360,7 @@ impl Metrics {
 }
 
 /// Total size of the files in `dir` (0 when it cannot be read).
-fn dir_bytes(dir: &Path) -> u64 {
+pub fn dir_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|entries| {
             entries

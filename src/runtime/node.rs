@@ -121,6 +121,10 @@ pub struct NodeConfig {
     pub join: Option<(ConfState, Vec<u8>)>,
     /// Where to serve metrics in the Prometheus text format (`GET /metrics`), if anywhere.
     pub metrics: Option<SocketAddr>,
+    /// Bytes the data directory may use. Over it, the leader refuses writes that add data
+    /// (a clear error, not a full disk) and takes a snapshot at once so that compaction frees
+    /// the log; writes resume by themselves once usage is back under the quota.
+    pub disk_quota_bytes: Option<u64>,
 }
 
 impl NodeConfig {
@@ -145,6 +149,7 @@ impl NodeConfig {
             rejoin: false,
             join: None,
             metrics: None,
+            disk_quota_bytes: None,
         }
     }
 
@@ -319,6 +324,9 @@ pub struct EventLoop {
     /// present, delays every durable write by that many milliseconds (a slow or stalling
     /// disk).
     fsync_delay_file: Option<std::path::PathBuf>,
+    /// Bytes the data directory used when last measured, and when that was.
+    disk_used: u64,
+    disk_measured: Option<Instant>,
 }
 
 /// The file that, with `ACCORD_FAILPOINTS=1`, delays a member's durable writes.
@@ -428,6 +436,8 @@ impl EventLoop {
             metrics_thread,
             leader_seen: None,
             fsync_delay_file: None,
+            disk_used: 0,
+            disk_measured: None,
         };
         let mut event_loop = event_loop;
         if std::env::var_os("ACCORD_FAILPOINTS").is_some_and(|v| v == "1") {
@@ -494,6 +504,7 @@ impl EventLoop {
             let ticked = self.tick_if_due();
             if ticked {
                 self.publish_metrics();
+                self.check_disk_quota()?;
             }
             if ticked {
                 // Once per tick is often enough for the sweeps over all connections.
@@ -890,6 +901,18 @@ impl EventLoop {
                 if let Err(why) = write.command.validate() {
                     self.reply(&to, ClientReply::Failed(why));
                     return;
+                }
+                if let Some(quota) = self.over_quota() {
+                    if write.command.adds_data() && self.raft.role() == Role::Leader {
+                        let why = format!(
+                            "the data directory is over its disk quota ({} of {quota} bytes): \
+                             writes that add data are refused until compaction frees space \
+                             (deleting keys helps); reads, deletes and releases still work",
+                            self.disk_used
+                        );
+                        self.reply(&to, ClientReply::Failed(why));
+                        return;
+                    }
                 }
                 let key = (write.client, write.sequence);
                 match self.raft.propose(Payload::from(write.encode())) {
@@ -1341,6 +1364,67 @@ impl EventLoop {
         }
         self.answer_membership_change();
         self.answer_transfer();
+        Ok(())
+    }
+
+    // ----- the disk quota -----
+
+    /// The quota, when the data directory is over it.
+    fn over_quota(&self) -> Option<u64> {
+        self.config
+            .disk_quota_bytes
+            .filter(|&quota| self.disk_used >= quota)
+    }
+
+    /// Measures the data directory (every quarter second at most) and, while it is over its
+    /// quota, takes a snapshot so that compaction can free the log.
+    fn check_disk_quota(&mut self) -> Result<()> {
+        let Some(quota) = self.config.disk_quota_bytes else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        if self
+            .disk_measured
+            .is_some_and(|t| now.duration_since(t) < Duration::from_millis(250))
+        {
+            return Ok(());
+        }
+        self.disk_measured = Some(now);
+        let was_over = self.disk_used >= quota;
+        let dir = &self.config.data_dir;
+        self.disk_used =
+            metrics::dir_bytes(&dir.join("wal")) + metrics::dir_bytes(&dir.join("snap"));
+        let over = self.disk_used >= quota;
+        if over != was_over {
+            // Over the quota, compaction keeps no margin of entries behind the snapshot (a
+            // follower that far behind catches up by snapshot instead).
+            let margin = if over {
+                0
+            } else {
+                self.config.compaction_margin_entries
+            };
+            self.raft.storage_mut().set_compaction_margin(margin);
+            let state = if over { "over" } else { "back under" };
+            log(
+                self.config.id,
+                format!(
+                    "the data directory is {state} its disk quota ({} of {quota} bytes)",
+                    self.disk_used
+                ),
+            );
+        }
+        if over && self.state.applied_index() > self.last_snapshot_index {
+            let applied = self.state.applied_index();
+            let state = &self.state;
+            let started = self.raft.storage_mut().start_snapshot_streamed(
+                applied,
+                state.encoded_len(),
+                |writer| state.encode_into(&mut WriteRef(writer)),
+            )?;
+            if started {
+                self.last_snapshot_index = applied;
+            }
+        }
         Ok(())
     }
 

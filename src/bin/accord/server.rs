@@ -39,6 +39,10 @@ options:
   --rejoin             the data directory was re-created empty after damage: replicate, but
                        neither vote nor count toward quorums until re-added as a voter
   --no-promote         with --join: stay a learner (promote later: accord member promote)
+  --disk-quota-mb N    the data directory may use N MiB: over it, writes that add data are
+                       refused with a clear error (reads, deletes, releases still work), a
+                       snapshot is taken at once and the log compacted; writes resume by
+                       themselves once usage is back under (default: no quota)
   --metrics ADDR       serve metrics in the Prometheus text format at http://ADDR/metrics:
                        term, commit and applied index, leader changes, proposal and fsync
                        latency histograms, WAL and snapshot bytes, sessions, locks held,
@@ -100,7 +104,8 @@ fn config_file_arguments(path: &str) -> Result<Vec<String>, String> {
             }
             (
                 "id" | "listen" | "peers" | "join" | "data-dir" | "cluster-id" | "tick-ms"
-                | "election-ticks" | "snapshot-entries" | "compaction-margin" | "metrics",
+                | "election-ticks" | "snapshot-entries" | "compaction-margin" | "metrics"
+                | "disk-quota-mb",
                 _,
             ) => {
                 arguments.push(format!("--{key}"));
@@ -142,6 +147,7 @@ pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
     let peers: String = args.get("peers", String::new())?;
     let join: Option<String> = args.get_opt("join")?;
     let metrics: Option<SocketAddr> = args.get_opt("metrics")?;
+    let disk_quota_mb: Option<u64> = args.get_opt("disk-quota-mb")?;
     let promote = !args.flag("no-promote");
     let data_dir: PathBuf = args.get_opt("data-dir")?.ok_or("--data-dir is required")?;
     let cluster: u64 = args.get("cluster-id", 1)?;
@@ -180,6 +186,7 @@ pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
     let mut config = NodeConfig::new(id, listen, members, data_dir);
     config.join = joined;
     config.metrics = metrics;
+    config.disk_quota_bytes = disk_quota_mb.map(|mb| mb.saturating_mul(1024 * 1024));
     config.cluster = cluster;
     config.tick = Duration::from_millis(tick_ms);
     config.election_ticks = election_ticks;

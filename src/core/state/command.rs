@@ -690,6 +690,26 @@ impl Request {
 }
 
 impl Command {
+    /// Whether applying it can make the state (or the log) grow for good: what a member
+    /// over its disk quota refuses. Deletes, releases, leaves, acknowledgements and closes
+    /// stay allowed: they are how space is freed.
+    pub fn adds_data(&self) -> bool {
+        matches!(
+            self,
+            Command::Put { .. }
+                | Command::CompareAndSwap { .. }
+                | Command::Txn { .. }
+                | Command::CreateSession { .. }
+                | Command::Acquire { .. }
+                | Command::Proclaim { .. }
+                | Command::Join { .. }
+                | Command::Enqueue { .. }
+                | Command::Claim { .. }
+                | Command::Enter { .. }
+                | Command::Add { .. }
+        )
+    }
+
     /// Appends the encoding.
     pub fn encode(&self, out: &mut Vec<u8>) {
         match self {

@@ -190,6 +190,12 @@ impl WalStorage {
         Ok(Some(chunk))
     }
 
+    /// Sets how many entries compaction keeps behind a snapshot (see
+    /// [`StorageOptions::compaction_margin_entries`]).
+    pub fn set_compaction_margin(&mut self, entries: u64) {
+        self.compaction_margin_entries = entries;
+    }
+
     /// Whether a snapshot is being made durable.
     pub fn snapshot_in_flight(&self) -> bool {
         self.snapshot_in_flight.is_some()
