@@ -461,7 +461,8 @@ fn the_command_line_client_reads_writes_and_reports_status() {
     assert_eq!(status, Some(0));
     assert!(text.contains(" leader "), "{text}");
     assert!(
-        text.contains("member 1:") || text.contains("member 2:"),
+        text.contains("member 1 (voter): match=") && text.contains("member 2 (voter): match="),
         "{text}"
     );
+    assert!(!text.contains("SUSPECTED DOWN"), "{text}");
 }

@@ -2,6 +2,7 @@
 //! protocol (`connection`, `wire`), and durable storage (`storage`).
 
 pub mod connection;
+pub mod log;
 pub mod members;
 pub mod metrics;
 pub mod node;

@@ -333,7 +333,11 @@ pub struct EventLoop {
 pub const FSYNC_DELAY_FAILPOINT_FILE: &str = "failpoint-fsync-delay-ms";
 
 fn log(id: NodeId, text: impl std::fmt::Display) {
-    eprintln!("accord[node {id}]: {text}");
+    super::log::log(super::log::Level::Info, id, text);
+}
+
+fn warn(id: NodeId, text: impl std::fmt::Display) {
+    super::log::log(super::log::Level::Warn, id, text);
 }
 
 impl EventLoop {
@@ -350,7 +354,7 @@ impl EventLoop {
         };
         let (storage, report) = WalStorage::open(&config.data_dir, &options)?;
         if report.torn_tails_repaired > 0 {
-            log(config.id, "cut off a torn last write left by a crash");
+            warn(config.id, "cut off a torn last write left by a crash");
         }
         let snapshot = storage.snapshot()?;
         let state = if snapshot.meta.index > 0 {
@@ -442,7 +446,7 @@ impl EventLoop {
         let mut event_loop = event_loop;
         if std::env::var_os("ACCORD_FAILPOINTS").is_some_and(|v| v == "1") {
             let file = event_loop.config.data_dir.join(FSYNC_DELAY_FAILPOINT_FILE);
-            log(
+            warn(
                 event_loop.config.id,
                 format!(
                     "failpoints on (testing only): {} delays durable writes",
@@ -568,7 +572,7 @@ impl EventLoop {
                 .limit_logged
                 .is_none_or(|t| now.duration_since(t) > Duration::from_secs(1))
             {
-                log(
+                warn(
                     self.config.id,
                     format!("{open} connections open: refusing new callers"),
                 );
@@ -586,7 +590,7 @@ impl EventLoop {
         let token = Token(slot + FIRST_CONNECTION);
         let interest = Interest::READABLE | Interest::WRITABLE;
         if let Err(error) = self.poll.registry().register(&mut stream, token, interest) {
-            log(
+            warn(
                 self.config.id,
                 format!("cannot register a connection: {error}"),
             );
@@ -642,7 +646,7 @@ impl EventLoop {
                 Err(error) if error.kind() == ErrorKind::WouldBlock => return,
                 Err(error) if error.kind() == ErrorKind::Interrupted => continue,
                 Err(error) => {
-                    log(self.config.id, format!("accept failed: {error}"));
+                    warn(self.config.id, format!("accept failed: {error}"));
                     return;
                 }
             }
@@ -718,7 +722,7 @@ impl EventLoop {
                 }
             }
             (Peer::OutboundMember(id), Frame::Refused(why)) => {
-                log(
+                warn(
                     self.config.id,
                     format!("member {id} refused our connection: {why}"),
                 );
@@ -727,7 +731,7 @@ impl EventLoop {
             (Peer::InboundMember(id), Frame::Raft(message)) if message.from == id => {
                 self.last_contact.insert(id, Instant::now());
                 if let Err(error) = self.raft.step(message) {
-                    log(
+                    warn(
                         self.config.id,
                         format!("ignored a message from {id}: {error}"),
                     );
@@ -779,7 +783,7 @@ impl EventLoop {
         };
         match refusal {
             Some(why) => {
-                log(self.config.id, format!("refused a connection: {why}"));
+                warn(self.config.id, format!("refused a connection: {why}"));
                 connection.queue(&Frame::Refused(why));
                 connection.close_after_flush = true;
                 self.mark_dirty(slot);
@@ -1405,7 +1409,8 @@ impl EventLoop {
             };
             self.raft.storage_mut().set_compaction_margin(margin);
             let state = if over { "over" } else { "back under" };
-            log(
+            let level = if over { warn } else { log };
+            level(
                 self.config.id,
                 format!(
                     "the data directory is {state} its disk quota ({} of {quota} bytes)",
@@ -1447,7 +1452,7 @@ impl EventLoop {
             .max_by_key(|p| p.match_index)
             .map(|p| p.id);
         if let Some(successor) = successor {
-            log(
+            warn(
                 self.config.id,
                 format!(
                     "a durable write took {} ms (over the election timeout of {} ms): the disk \
@@ -1656,7 +1661,7 @@ impl EventLoop {
             log(self.config.id, format!("membership: {conf}"));
         }
         if !conf.is_member(self.config.id) && self.raft.conf_index() > 0 {
-            log(
+            warn(
                 self.config.id,
                 "this member is no longer in the cluster's membership; stop it",
             );

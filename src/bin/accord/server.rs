@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use accord::api::{Client, ClientConfig, MembershipView, Node, NodeConfig};
+use accord::runtime::log::{log, Level};
 use accord::runtime::members::encode_addresses;
 use accord::runtime::storage::WalStorage;
 
@@ -228,9 +229,13 @@ fn ask_to_join(
         ..ClientConfig::new(endpoints.to_vec())
     };
     let client = Client::connect(config).map_err(|e| e.to_string())?;
-    eprintln!(
-        "accord[node {id}]: asking {} to add this member as a learner",
-        endpoints.join(",")
+    log(
+        Level::Info,
+        id,
+        format!(
+            "asking {} to add this member as a learner",
+            endpoints.join(",")
+        ),
     );
     let view = client
         .member_add_learner(id, &listen.to_string())
@@ -242,7 +247,11 @@ fn ask_to_join(
             .map_err(|_| format!("the cluster gave member {member} the address {address:?}"))?;
         addresses.insert(*member, address);
     }
-    eprintln!("accord[node {id}]: added as a learner to {}", view.conf);
+    log(
+        Level::Info,
+        id,
+        format!("added as a learner to {}", view.conf),
+    );
     Ok((view, addresses))
 }
 
@@ -262,23 +271,27 @@ fn promote_when_caught_up(endpoints: Vec<String>, cluster: u64, id: u64) {
         match client.member_list() {
             Ok(view) if view.conf.voters.contains(&id) && !view.conf.is_joint() => {
                 if attempt > 0 {
-                    eprintln!("accord[node {id}]: promoted to voter: {}", view.conf);
+                    log(Level::Info, id, format!("promoted to voter: {}", view.conf));
                 }
                 return;
             }
             Ok(view) if !view.conf.is_member(id) => {
-                eprintln!("accord[node {id}]: no longer a member; not asking for promotion");
+                log(
+                    Level::Warn,
+                    id,
+                    "no longer a member; not asking for promotion",
+                );
                 return;
             }
             _ => {}
         }
         match client.member_promote(id) {
             Ok(view) => {
-                eprintln!("accord[node {id}]: promoted to voter: {}", view.conf);
+                log(Level::Info, id, format!("promoted to voter: {}", view.conf));
                 return;
             }
             Err(error) if attempt % 10 == 0 => {
-                eprintln!("accord[node {id}]: not promoted yet: {error}");
+                log(Level::Info, id, format!("not promoted yet: {error}"));
             }
             Err(_) => {}
         }
