@@ -153,7 +153,18 @@ fn growing_from_three_members_to_five_and_back_under_writes_loses_nothing() {
 
 #[test]
 fn a_member_whose_data_was_lost_is_replaced_by_a_new_one() {
-    let mut cluster = start(3, "replace");
+    // Snapshots every 50 entries and a short log behind them: the new member catches up by
+    // snapshot.
+    let binary = Path::new(env!("CARGO_BIN_EXE_accord"));
+    let args = [
+        "--tick-ms",
+        "20",
+        "--snapshot-entries",
+        "50",
+        "--compaction-margin",
+        "10",
+    ];
+    let mut cluster = LocalCluster::start(binary, 3, "replace", &args).unwrap();
     cluster.wait_for_leader(None, WAIT).unwrap();
     let client = cluster.client().unwrap();
     for i in 0..100 {
