@@ -18,7 +18,7 @@ FUZZ_TARGETS := wal_record snapshot_file
 # stable toolchain alone, and RUSTC_BOOTSTRAP=1 lets stable accept them.
 FUZZ := cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
 
-.PHONY: test-go test-python bench-python bench-ffi install install-files header deps help build test lint test-rust test-sim test-crash test-fuzz fuzz-tools sim sim-long crashtest fuzz bench bench-wal bench-local fmt
+.PHONY: bench-compare test-go test-python bench-python bench-ffi install install-files header deps help build test lint test-rust test-sim test-crash test-fuzz fuzz-tools sim sim-long crashtest fuzz bench bench-wal bench-local fmt
 
 help:
 	@echo "make build     - build the library and the accord binary (release)"
@@ -34,6 +34,8 @@ help:
 	@echo "make bench-wal - WAL append cost next to raw fdatasync on the disk of $(SCRATCH)"
 	@echo "make bench-local - a 3-process cluster on loopback: put/get/failover/memory next to the floor"
 	@echo "make bench-ffi - the C ABI's cost per call next to the Rust API"
+	@echo "make bench-compare - accord beside etcd (built from the Go module proxy) on this machine:"
+	@echo "                 the same workloads, alternating rounds; writes BENCHMARKS.md"
 	@echo "make test-python - build the Python package into target/venv; stubtest, mypy, pytest"
 	@echo "make test-go   - the Go package's tests (conformance scenarios included) with the race detector"
 	@echo "make bench-python - Python's cost per call next to Rust; puts/s from one Python thread"
@@ -75,7 +77,7 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --lib --features python -- -D warnings
-	@test -z "$$(gofmt -l bindings/go)" || { gofmt -l bindings/go; echo "run gofmt -w bindings/go"; exit 1; }
+	@test -z "$$(gofmt -l bindings/go bench)" || { gofmt -l bindings/go bench; echo "run gofmt -w bindings/go bench"; exit 1; }
 
 # What the tests need besides Rust: a C toolchain (present) and valgrind, installed here if
 # missing (apt, as root or through sudo).
@@ -167,6 +169,21 @@ bench-local: build
 # Python's cost per call next to Rust, and puts per second from one Python thread.
 bench-python: test-python
 	$(VENV)/bin/python python/bench.py $(ACCORD)
+
+# accord beside etcd on this machine: etcd's own server (the version bench/etcd/go.mod pins)
+# is built from the Go module proxy into target/etcd, then bench/compare starts a 3-member
+# cluster of each on loopback and runs the same workloads against both, alternating them for
+# BENCH_ROUNDS rounds; it prints one `compare ...` line per workload and writes
+# bench/results/compare.csv, bench/results/compare.png and BENCHMARKS.md.
+ETCD := target/etcd/etcd
+BENCH_ROUNDS ?= 3
+BENCH_SECONDS ?= 3
+$(ETCD): bench/etcd/go.mod bench/etcd/go.sum bench/etcd/main.go
+	cd bench/etcd && go build -o $(abspath $(ETCD)) .
+
+bench-compare: build $(ETCD)
+	cd bench/compare && go run . --accord $(abspath $(ACCORD)) --etcd $(abspath $(ETCD)) \
+		--rounds $(BENCH_ROUNDS) --seconds $(BENCH_SECONDS) --out ../results --md ../../BENCHMARKS.md
 
 # What the C ABI adds to a local serializable get, next to the same call in Rust.
 bench-ffi: build
