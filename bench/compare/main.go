@@ -64,6 +64,13 @@ func workloads() []workload {
 		{"mutex_cycles_10_contenders", "cycles/s", true, func(s system, d float64) (float64, error) {
 			return mutexCycles(s, 10, d)
 		}},
+		{"watch_event_latency_p50", "us", false, func(s system, d float64) (float64, error) {
+			return s.watchLatency(d)
+		}},
+		// Last: it kills a member (each round starts fresh clusters).
+		{"failover_after_leader_kill", "ms", false, func(s system, _ float64) (float64, error) {
+			return s.failover()
+		}},
 	}
 }
 
@@ -169,9 +176,12 @@ func main() {
 		if (w.higherBetter && a > e) || (!w.higherBetter && a < e) {
 			better = "accord"
 		}
-		floorValue := floor
-		if w.higherBetter {
+		floorValue := floor // µs
+		switch {
+		case w.higherBetter:
 			floorValue = 1e6 / floor // one client's ceiling: one operation per floor
+		case w.unit == "ms":
+			floorValue = floor / 1000
 		}
 		line := fmt.Sprintf("compare %s: accord=%.1f etcd=%.1f unit=%s ratio=%.2f better=%s floor=%.1f",
 			w.name, a, e, w.unit, ratio, better, floorValue)

@@ -22,6 +22,12 @@ type system interface {
 	// stop kills every member and waits for them (idempotent).
 	stop()
 	newClient() (client, error)
+	// watchLatency: one writer puts keys one at a time while a watcher of their prefix
+	// receives them; the median time from a put's start to its event, in µs.
+	watchLatency(seconds float64) (float64, error)
+	// failover kills the leader's process and returns the milliseconds until a write
+	// succeeds again.
+	failover() (float64, error)
 }
 
 // client is one connection to a cluster.
@@ -54,6 +60,29 @@ func (m *members) spawn(dir, binary string, args ...string) error {
 	}
 	m.procs = append(m.procs, cmd)
 	return nil
+}
+
+// kill kills member `i` (0-based) and waits for it.
+func (m *members) kill(i int) {
+	if i < len(m.procs) {
+		_ = m.procs[i].Process.Kill()
+		_ = m.procs[i].Wait()
+	}
+}
+
+// timeUntilWrite retries `write` until it succeeds; the milliseconds since `since`.
+func timeUntilWrite(since time.Time, write func(ctx context.Context) error) (float64, error) {
+	deadline := since.Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := write(ctx)
+		cancel()
+		if err == nil {
+			return float64(time.Since(since).Microseconds()) / 1000, nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return 0, fmt.Errorf("no write succeeded within a minute of the leader's death")
 }
 
 func (m *members) stop() {
@@ -95,9 +124,11 @@ func (s *accordSystem) start() error {
 				peers = append(peers, fmt.Sprintf("%d=%s", j+1, e))
 			}
 		}
-		// The defaults: 50 ms ticks, elections after 10-20 ticks (0.5-1 s).
+		// 50 ms ticks and elections after 20-40 ticks: the same election timeout as etcd's
+		// default (1 s, randomized up to 2 s), so that failover times compare.
 		err := s.spawn(s.dir, s.binary, "server", "--id", fmt.Sprint(i+1), "--listen", s.endpoints[i],
-			"--peers", strings.Join(peers, ","), "--data-dir", filepath.Join(s.dir, fmt.Sprintf("n%d", i+1)))
+			"--peers", strings.Join(peers, ","), "--data-dir", filepath.Join(s.dir, fmt.Sprintf("n%d", i+1)),
+			"--tick-ms", "50", "--election-ticks", "20")
 		if err != nil {
 			s.stop()
 			return err
@@ -121,6 +152,81 @@ func (s *accordSystem) newClient() (client, error) {
 		return nil, err
 	}
 	return &accordClient{c: c}, nil
+}
+
+func (s *accordSystem) watchLatency(seconds float64) (float64, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	writer, err := accord.Connect(ctx, s.endpoints, accord.WithCallTimeout(callTimeout))
+	if err != nil {
+		return 0, err
+	}
+	defer writer.Close()
+	watcher, err := accord.Connect(ctx, s.endpoints, accord.WithCallTimeout(callTimeout))
+	if err != nil {
+		return 0, err
+	}
+	defer watcher.Close()
+	revision, err := writer.KV().Put(ctx, []byte("w/start"), value)
+	if err != nil {
+		return 0, err
+	}
+	events, failed, err := watcher.KV().Watch(ctx, []byte("w/"), revision+1)
+	if err != nil {
+		return 0, err
+	}
+	return measureWatch(seconds, func(i int) error {
+		_, err := writer.KV().Put(ctx, append([]byte("w/"), key(i)...), value)
+		return err
+	}, func() error {
+		select {
+		case _, ok := <-events:
+			if !ok {
+				return fmt.Errorf("the watch ended: %v", <-failed)
+			}
+			return nil
+		case <-time.After(callTimeout):
+			return fmt.Errorf("no event within %v", callTimeout)
+		}
+	})
+}
+
+// measureWatch: put, then wait for its event, one at a time; the median in µs.
+func measureWatch(seconds float64, put func(int) error, next func() error) (float64, error) {
+	var samples []time.Duration
+	deadline := time.Now().Add(time.Duration(seconds * float64(time.Second)))
+	for i := 0; time.Now().Before(deadline); i++ {
+		start := time.Now()
+		if err := put(i); err != nil {
+			return 0, err
+		}
+		if err := next(); err != nil {
+			return 0, err
+		}
+		samples = append(samples, time.Since(start))
+	}
+	return percentile(samples, 50), nil
+}
+
+func (s *accordSystem) failover() (float64, error) {
+	c, err := accord.Connect(context.Background(), s.endpoints, accord.WithCallTimeout(callTimeout))
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	status, err := c.Status(context.Background())
+	if err != nil {
+		return 0, err
+	}
+	if status.Leader == 0 {
+		return 0, fmt.Errorf("no leader known")
+	}
+	killed := time.Now()
+	s.kill(int(status.Leader) - 1)
+	return timeUntilWrite(killed, func(ctx context.Context) error {
+		_, err := c.KV().Put(ctx, []byte("failover"), value)
+		return err
+	})
 }
 
 type accordClient struct {
@@ -222,6 +328,72 @@ func (s *etcdSystem) newClient() (client, error) {
 		return nil, err
 	}
 	return &etcdClient{c: c}, nil
+}
+
+func (s *etcdSystem) watchLatency(seconds float64) (float64, error) {
+	writer, err := clientv3.New(clientv3.Config{Endpoints: s.endpoints, DialTimeout: 5 * time.Second})
+	if err != nil {
+		return 0, err
+	}
+	defer writer.Close()
+	watcher, err := clientv3.New(clientv3.Config{Endpoints: s.endpoints, DialTimeout: 5 * time.Second})
+	if err != nil {
+		return 0, err
+	}
+	defer watcher.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	response, err := writer.Put(ctx, "w/start", string(value))
+	if err != nil {
+		return 0, err
+	}
+	channel := watcher.Watch(ctx, "w/", clientv3.WithPrefix(), clientv3.WithRev(response.Header.Revision+1))
+	var pending int
+	return measureWatch(seconds, func(i int) error {
+		_, err := writer.Put(ctx, "w/"+string(key(i)), string(value))
+		return err
+	}, func() error {
+		// One put is one event; a response may carry several.
+		for pending == 0 {
+			select {
+			case r, ok := <-channel:
+				if !ok || r.Err() != nil {
+					return fmt.Errorf("the watch ended: %v", r.Err())
+				}
+				pending += len(r.Events)
+			case <-time.After(callTimeout):
+				return fmt.Errorf("no event within %v", callTimeout)
+			}
+		}
+		pending--
+		return nil
+	})
+}
+
+func (s *etcdSystem) failover() (float64, error) {
+	c, err := clientv3.New(clientv3.Config{Endpoints: s.endpoints, DialTimeout: 5 * time.Second})
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	leader := -1
+	for i, endpoint := range s.endpoints {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		status, err := c.Status(ctx, endpoint)
+		cancel()
+		if err == nil && status.Header.MemberId == status.Leader {
+			leader = i
+		}
+	}
+	if leader < 0 {
+		return 0, fmt.Errorf("no leader found")
+	}
+	killed := time.Now()
+	s.kill(leader)
+	return timeUntilWrite(killed, func(ctx context.Context) error {
+		_, err := c.Put(ctx, "failover", string(value))
+		return err
+	})
 }
 
 type etcdClient struct {
