@@ -12,6 +12,7 @@ import (
 	accord "github.com/accord-engine/accord/bindings/go"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.uber.org/zap"
 )
 
 // system is a 3-member cluster the workloads run against.
@@ -41,24 +42,45 @@ type client interface {
 
 const callTimeout = 10 * time.Second
 
-// processes started for one cluster.
+// processes started for one cluster, and how to start each again.
 type members struct {
 	procs []*exec.Cmd
+	argv  [][]string
 }
 
 func (m *members) spawn(dir, binary string, args ...string) error {
-	log, err := os.Create(filepath.Join(dir, fmt.Sprintf("member%d.log", len(m.procs)+1)))
+	cmd, err := m.launch(dir, len(m.procs), append([]string{binary}, args...))
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(binary, args...)
+	m.procs = append(m.procs, cmd)
+	m.argv = append(m.argv, append([]string{binary}, args...))
+	return nil
+}
+
+func (m *members) launch(dir string, i int, argv []string) (*exec.Cmd, error) {
+	log, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("member%d.log", i+1)),
+		os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout = log
 	cmd.Stderr = log
 	if err := cmd.Start(); err != nil {
 		log.Close()
+		return nil, err
+	}
+	return cmd, nil
+}
+
+// restart starts member `i` (0-based) again after a kill, on its data directory.
+func (m *members) restart(dir string, i int) error {
+	cmd, err := m.launch(dir, i, m.argv[i])
+	if err != nil {
 		return err
 	}
-	m.procs = append(m.procs, cmd)
+	m.procs[i] = cmd
 	return nil
 }
 
@@ -91,6 +113,7 @@ func (m *members) stop() {
 		_ = cmd.Wait()
 	}
 	m.procs = nil
+	m.argv = nil
 }
 
 // ----- accord -----
@@ -222,11 +245,16 @@ func (s *accordSystem) failover() (float64, error) {
 		return 0, fmt.Errorf("no leader known")
 	}
 	killed := time.Now()
-	s.kill(int(status.Leader) - 1)
-	return timeUntilWrite(killed, func(ctx context.Context) error {
+	victim := int(status.Leader) - 1
+	s.kill(victim)
+	took, err := timeUntilWrite(killed, func(ctx context.Context) error {
 		_, err := c.KV().Put(ctx, []byte("failover"), value)
 		return err
 	})
+	if err != nil {
+		return 0, err
+	}
+	return took, s.restart(s.dir, victim)
 }
 
 type accordClient struct {
@@ -310,7 +338,7 @@ func (s *etcdSystem) start() error {
 			return err
 		}
 	}
-	c, err := clientv3.New(clientv3.Config{Endpoints: s.endpoints, DialTimeout: 5 * time.Second})
+	c, err := clientv3.New(clientv3.Config{Endpoints: s.endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		s.stop()
 		return err
@@ -323,7 +351,7 @@ func (s *etcdSystem) start() error {
 }
 
 func (s *etcdSystem) newClient() (client, error) {
-	c, err := clientv3.New(clientv3.Config{Endpoints: s.endpoints, DialTimeout: 5 * time.Second})
+	c, err := clientv3.New(clientv3.Config{Endpoints: s.endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		return nil, err
 	}
@@ -331,12 +359,12 @@ func (s *etcdSystem) newClient() (client, error) {
 }
 
 func (s *etcdSystem) watchLatency(seconds float64) (float64, error) {
-	writer, err := clientv3.New(clientv3.Config{Endpoints: s.endpoints, DialTimeout: 5 * time.Second})
+	writer, err := clientv3.New(clientv3.Config{Endpoints: s.endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		return 0, err
 	}
 	defer writer.Close()
-	watcher, err := clientv3.New(clientv3.Config{Endpoints: s.endpoints, DialTimeout: 5 * time.Second})
+	watcher, err := clientv3.New(clientv3.Config{Endpoints: s.endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		return 0, err
 	}
@@ -371,7 +399,7 @@ func (s *etcdSystem) watchLatency(seconds float64) (float64, error) {
 }
 
 func (s *etcdSystem) failover() (float64, error) {
-	c, err := clientv3.New(clientv3.Config{Endpoints: s.endpoints, DialTimeout: 5 * time.Second})
+	c, err := clientv3.New(clientv3.Config{Endpoints: s.endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		return 0, err
 	}
@@ -390,10 +418,14 @@ func (s *etcdSystem) failover() (float64, error) {
 	}
 	killed := time.Now()
 	s.kill(leader)
-	return timeUntilWrite(killed, func(ctx context.Context) error {
+	took, err := timeUntilWrite(killed, func(ctx context.Context) error {
 		_, err := c.Put(ctx, "failover", string(value))
 		return err
 	})
+	if err != nil {
+		return 0, err
+	}
+	return took, s.restart(s.dir, leader)
 }
 
 type etcdClient struct {

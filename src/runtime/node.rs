@@ -1419,16 +1419,7 @@ impl EventLoop {
             );
         }
         if over && self.state.applied_index() > self.last_snapshot_index {
-            let applied = self.state.applied_index();
-            let state = &self.state;
-            let started = self.raft.storage_mut().start_snapshot_streamed(
-                applied,
-                state.encoded_len(),
-                |writer| state.encode_into(&mut WriteRef(writer)),
-            )?;
-            if started {
-                self.last_snapshot_index = applied;
-            }
+            self.snapshot_now()?;
         }
         Ok(())
     }
@@ -1510,16 +1501,8 @@ impl EventLoop {
                         return ClientReply::Unavailable("catching up; retry".into());
                     }
                     if !storage.snapshot_in_flight() {
-                        let state = &self.state;
-                        let started = self.raft.storage_mut().start_snapshot_streamed(
-                            applied,
-                            state.encoded_len(),
-                            |writer| state.encode_into(&mut WriteRef(writer)),
-                        );
-                        match started {
-                            Ok(true) => self.last_snapshot_index = applied,
-                            Ok(false) => {}
-                            Err(error) => return ClientReply::Failed(error.to_string()),
+                        if let Err(error) = self.snapshot_now() {
+                            return ClientReply::Failed(error.to_string());
                         }
                     }
                     ClientReply::Unavailable("taking a snapshot; retry".into())
@@ -1970,6 +1953,13 @@ impl EventLoop {
         if applied < self.last_snapshot_index + every {
             return Ok(());
         }
+        self.snapshot_now().map(|_| ())
+    }
+
+    /// Starts a snapshot of the state as of the applied index (made durable on a helper
+    /// thread); false when one is in flight already.
+    fn snapshot_now(&mut self) -> Result<bool> {
+        let applied = self.state.applied_index();
         let state = &self.state;
         let started = self.raft.storage_mut().start_snapshot_streamed(
             applied,
@@ -1979,7 +1969,7 @@ impl EventLoop {
         if started {
             self.last_snapshot_index = applied;
         }
-        Ok(())
+        Ok(started)
     }
 }
 
