@@ -70,6 +70,13 @@ pub const VOTERS_MAX: usize = 7;
 /// Learners a configuration may hold.
 pub const LEARNERS_MAX: usize = 16;
 
+/// How often a warning that a peer repeats on every retry (a refused connection, a message
+/// from a removed member) is logged per peer, at most.
+pub const REPEATED_WARNING_INTERVAL_MS: u64 = 60_000;
+
+/// Peers whose repeated warnings are tracked at once (the table starts over when full).
+pub const WARNED_KEYS_MAX: usize = 256;
+
 /// Log entries a leader sums to report a member's lag in bytes (beyond, a lower bound).
 pub const LAG_BYTES_SCAN_ENTRIES_MAX: u64 = 100_000;
 

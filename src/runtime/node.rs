@@ -45,7 +45,8 @@ use crate::error::{Error, Result};
 use crate::limits::{
     CONNECTIONS_MAX, EVENTS_PER_FRAME_MAX, LAG_BYTES_SCAN_ENTRIES_MAX, NODE_COMMAND_QUEUE_MAX,
     PENDING_CLIENT_REQUESTS_MAX, POLL_EVENTS_MAX, RANGE_BYTES_MAX, RANGE_KEY_OVERHEAD_BYTES,
-    SNAPSHOT_CHUNK_BYTES, WATCH_CONNECTION_BACKLOG_BYTES_MAX,
+    REPEATED_WARNING_INTERVAL_MS, SNAPSHOT_CHUNK_BYTES, WARNED_KEYS_MAX,
+    WATCH_CONNECTION_BACKLOG_BYTES_MAX,
 };
 use crate::types::{ConfState, EntryKind, NodeId, Payload};
 
@@ -327,6 +328,17 @@ pub struct EventLoop {
     /// Bytes the data directory used when last measured, and when that was.
     disk_used: u64,
     disk_measured: Option<Instant>,
+    /// When each repeated warning was last logged (bounded by `WARNED_KEYS_MAX`).
+    warned: BTreeMap<(Repeated, NodeId), Instant>,
+}
+
+/// Warnings that a misbehaving or removed peer repeats on every retry: logged at most once
+/// per `REPEATED_WARNING_INTERVAL_MS` per peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Repeated {
+    RefusedConnection,
+    RefusedByMember,
+    IgnoredMessage,
 }
 
 /// The file that, with `ACCORD_FAILPOINTS=1`, delays a member's durable writes.
@@ -442,6 +454,7 @@ impl EventLoop {
             fsync_delay_file: None,
             disk_used: 0,
             disk_measured: None,
+            warned: BTreeMap::new(),
         };
         let mut event_loop = event_loop;
         if std::env::var_os("ACCORD_FAILPOINTS").is_some_and(|v| v == "1") {
@@ -722,8 +735,8 @@ impl EventLoop {
                 }
             }
             (Peer::OutboundMember(id), Frame::Refused(why)) => {
-                warn(
-                    self.config.id,
+                self.warn_now_and_then(
+                    (Repeated::RefusedByMember, id),
                     format!("member {id} refused our connection: {why}"),
                 );
                 self.close(slot, "refused");
@@ -731,8 +744,8 @@ impl EventLoop {
             (Peer::InboundMember(id), Frame::Raft(message)) if message.from == id => {
                 self.last_contact.insert(id, Instant::now());
                 if let Err(error) = self.raft.step(message) {
-                    warn(
-                        self.config.id,
+                    self.warn_now_and_then(
+                        (Repeated::IgnoredMessage, id),
                         format!("ignored a message from {id}: {error}"),
                     );
                 }
@@ -778,12 +791,21 @@ impl EventLoop {
         } else {
             None
         };
+        if let Some(why) = &refusal {
+            let caller_id = match caller {
+                Caller::Member(id) => id,
+                Caller::Client(_) => 0,
+            };
+            self.warn_now_and_then(
+                (Repeated::RefusedConnection, caller_id),
+                format!("refused a connection: {why}"),
+            );
+        }
         let Some(Some(connection)) = self.connections.get_mut(slot) else {
             return;
         };
         match refusal {
             Some(why) => {
-                warn(self.config.id, format!("refused a connection: {why}"));
                 connection.queue(&Frame::Refused(why));
                 connection.close_after_flush = true;
                 self.mark_dirty(slot);
@@ -1369,6 +1391,24 @@ impl EventLoop {
         self.answer_membership_change();
         self.answer_transfer();
         Ok(())
+    }
+
+    /// Logs a warning a peer may repeat on every retry, at most once a minute per peer.
+    fn warn_now_and_then(&mut self, key: (Repeated, NodeId), text: String) {
+        let now = Instant::now();
+        let interval = Duration::from_millis(REPEATED_WARNING_INTERVAL_MS);
+        if self
+            .warned
+            .get(&key)
+            .is_some_and(|at| now.duration_since(*at) < interval)
+        {
+            return;
+        }
+        if self.warned.len() >= WARNED_KEYS_MAX {
+            self.warned.clear();
+        }
+        self.warned.insert(key, now);
+        warn(self.config.id, text);
     }
 
     // ----- the disk quota -----
