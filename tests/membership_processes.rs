@@ -137,7 +137,10 @@ fn growing_from_three_members_to_five_and_back_under_writes_loses_nothing() {
             .lines()
             .filter(|l| l.contains("from 4:") || l.contains("node 4 is not a member"))
             .count();
-        assert!(repeats <= 3, "member {id} logged {repeats} warnings about node 4:\n{log}");
+        assert!(
+            repeats <= 3,
+            "member {id} logged {repeats} warnings about node 4:\n{log}"
+        );
     }
     cluster.forget(leader);
     cluster.forget(4);
