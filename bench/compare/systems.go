@@ -169,8 +169,13 @@ func (s *accordSystem) start() error {
 	})
 }
 
+// connect opens a client of the cluster.
+func (s *accordSystem) connect() (*accord.Client, error) {
+	return accord.Connect(context.Background(), s.endpoints, accord.WithCallTimeout(callTimeout))
+}
+
 func (s *accordSystem) newClient() (client, error) {
-	c, err := accord.Connect(context.Background(), s.endpoints, accord.WithCallTimeout(callTimeout))
+	c, err := s.connect()
 	if err != nil {
 		return nil, err
 	}
@@ -180,12 +185,12 @@ func (s *accordSystem) newClient() (client, error) {
 func (s *accordSystem) watchLatency(seconds float64) (float64, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	writer, err := accord.Connect(ctx, s.endpoints, accord.WithCallTimeout(callTimeout))
+	writer, err := s.connect()
 	if err != nil {
 		return 0, err
 	}
 	defer writer.Close()
-	watcher, err := accord.Connect(ctx, s.endpoints, accord.WithCallTimeout(callTimeout))
+	watcher, err := s.connect()
 	if err != nil {
 		return 0, err
 	}
@@ -232,7 +237,7 @@ func measureWatch(seconds float64, put func(int) error, next func() error) (floa
 }
 
 func (s *accordSystem) failover() (float64, error) {
-	c, err := accord.Connect(context.Background(), s.endpoints, accord.WithCallTimeout(callTimeout))
+	c, err := s.connect()
 	if err != nil {
 		return 0, err
 	}
@@ -338,7 +343,7 @@ func (s *etcdSystem) start() error {
 			return err
 		}
 	}
-	c, err := clientv3.New(clientv3.Config{Endpoints: s.endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	c, err := s.connect()
 	if err != nil {
 		s.stop()
 		return err
@@ -350,8 +355,13 @@ func (s *etcdSystem) start() error {
 	})
 }
 
+// connect opens a client of the cluster (its own logging silenced).
+func (s *etcdSystem) connect() (*clientv3.Client, error) {
+	return clientv3.New(clientv3.Config{Endpoints: s.endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+}
+
 func (s *etcdSystem) newClient() (client, error) {
-	c, err := clientv3.New(clientv3.Config{Endpoints: s.endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	c, err := s.connect()
 	if err != nil {
 		return nil, err
 	}
@@ -359,12 +369,12 @@ func (s *etcdSystem) newClient() (client, error) {
 }
 
 func (s *etcdSystem) watchLatency(seconds float64) (float64, error) {
-	writer, err := clientv3.New(clientv3.Config{Endpoints: s.endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	writer, err := s.connect()
 	if err != nil {
 		return 0, err
 	}
 	defer writer.Close()
-	watcher, err := clientv3.New(clientv3.Config{Endpoints: s.endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	watcher, err := s.connect()
 	if err != nil {
 		return 0, err
 	}
@@ -399,7 +409,7 @@ func (s *etcdSystem) watchLatency(seconds float64) (float64, error) {
 }
 
 func (s *etcdSystem) failover() (float64, error) {
-	c, err := clientv3.New(clientv3.Config{Endpoints: s.endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	c, err := s.connect()
 	if err != nil {
 		return 0, err
 	}

@@ -270,7 +270,7 @@ class Election:
 
     def leader(self) -> Optional[Tuple[int, int, bytes]]:
         """(session, token, value) of the leader now, or None."""
-        return self._session._client._native.leader(self._name)
+        return self._session._client.leader(self._name)
 
     def observe(self) -> Watch:
         """Leadership changes from now on (events "granted", "proclaimed", "ended")."""
@@ -306,7 +306,7 @@ class Group:
 
     def members(self) -> List[Tuple[bytes, int, bytes]]:
         """[(member id, session, metadata)]."""
-        return self._session._client._native.members(self._name)
+        return self._session._client.members(self._name)
 
 
 class Claim:

@@ -1553,13 +1553,14 @@ impl EventLoop {
                 term,
                 offset,
             } => {
+                let replaced = || {
+                    ClientReply::Failed(format!(
+                        "snapshot {index} was replaced by a newer one; save again"
+                    ))
+                };
                 let total = match newest {
                     Some((meta, total)) if meta.index == index && meta.term == term => total,
-                    _ => {
-                        return ClientReply::Failed(format!(
-                            "snapshot {index} was replaced by a newer one; save again"
-                        ))
-                    }
+                    _ => return replaced(),
                 };
                 match storage.read_snapshot_file(index, term, offset, SNAPSHOT_CHUNK_BYTES) {
                     Ok(Some(data)) => ClientReply::SnapshotChunk {
@@ -1569,9 +1570,7 @@ impl EventLoop {
                         offset,
                         data,
                     },
-                    Ok(None) => ClientReply::Failed(format!(
-                        "snapshot {index} was replaced by a newer one; save again"
-                    )),
+                    Ok(None) => replaced(),
                     Err(error) => ClientReply::Failed(error.to_string()),
                 }
             }

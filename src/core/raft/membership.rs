@@ -88,19 +88,10 @@ impl ConfHistory {
         self.entries.back().expect("a history is never empty").0
     }
 
-    fn push(&mut self, index: Index, conf: ConfState) {
+    /// Adds a membership newer than every one held, with its entry's context.
+    pub(super) fn push(&mut self, index: Index, conf: ConfState, context: &[u8]) {
         self.entries.push_back((index, conf));
-    }
-
-    /// Adds a membership found in the log at start-up, with its context.
-    pub(super) fn push_recovered(&mut self, index: Index, conf: ConfState, context: &[u8]) {
-        self.push(index, conf);
         self.context = Payload::from_slice(context);
-    }
-
-    /// Drops, at start-up, memberships a newer committed one replaced.
-    pub(super) fn compact_recovered(&mut self, committed: Index) {
-        self.compact(committed);
     }
 
     /// Forgets memberships set at `index` or later (their entries were overwritten); the
@@ -112,7 +103,7 @@ impl ConfHistory {
     }
 
     /// Drops memberships that a newer committed one replaced.
-    fn compact(&mut self, committed: Index) {
+    pub(super) fn compact(&mut self, committed: Index) {
         while self.entries.len() > 1 && self.entries[1].0 <= committed {
             self.entries.pop_front();
         }
@@ -280,10 +271,7 @@ impl<S: Storage> Raft<S> {
         self.confs.truncate_from(first.index);
         for entry in entries.iter().filter(|e| e.kind == EntryKind::ConfChange) {
             match ConfState::decode_entry(entry.data.as_slice()) {
-                Ok((conf, context)) => {
-                    self.confs.push(entry.index, conf);
-                    self.confs.context = Payload::from_slice(context);
-                }
+                Ok((conf, context)) => self.confs.push(entry.index, conf, context),
                 // The leader validated it; a member that cannot read it keeps its membership
                 // rather than guess (and the simulator's invariants would notice).
                 Err(_) => continue,

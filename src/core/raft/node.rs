@@ -221,11 +221,11 @@ impl<S: Storage> Raft<S> {
                     ConfState::decode_entry(entry.data.as_slice()).map_err(|why| {
                         Error::Corrupt(format!("membership entry {}: {why}", entry.index))
                     })?;
-                confs.push_recovered(entry.index, conf, context);
+                confs.push(entry.index, conf, context);
             }
             next = batch.last().map_or(last + 1, |e| e.index + 1);
         }
-        confs.compact_recovered(committed);
+        confs.compact(committed);
         Ok(confs)
     }
 
