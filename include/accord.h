@@ -777,6 +777,15 @@ accord_result accord_session_create(const struct accord_client *client,
 accord_result accord_session_id(const struct accord_session *session, uint64_t *id_out);
 
 /*
+ Renews the session now instead of at its next keepalive (the library sends one every
+ TTL / 3 by itself); returns once the cluster acknowledged it, `ACCORD_ERR_TIMEOUT` after
+ `timeout_ms` (0: the client's call timeout), `ACCORD_ERR_SESSION_LOST` if it is lost, or
+ `ACCORD_ERR_CANCELLED` after `accord_session_cancel`. Renewals asked for at the same time
+ by several sessions of one cluster travel in one request.
+ */
+accord_result accord_session_keepalive(const struct accord_session *session, uint32_t timeout_ms);
+
+/*
  The session's state now (`ACCORD_SESSION_STATE_*`), checked against its safety clock;
  `ACCORD_SESSION_STATE_LOST` once it was closed.
  */

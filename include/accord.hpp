@@ -1058,6 +1058,13 @@ public:
         return static_cast<session_state>(then);
     }
 
+    /// Renews the session now instead of at its next keepalive (the library sends one every
+    /// TTL / 3 by itself); returns once the cluster acknowledged it (`timeout_ms` 0: the
+    /// client's call timeout).
+    void keep_alive_once(std::uint32_t timeout_ms = 0) const {
+        check(accord_session_keepalive(handle_.get(), timeout_ms));
+    }
+
     /// Cancels the blocking calls in progress on this session (from any thread): they
     /// withdraw and throw cancelled_error.
     void cancel() const { check(accord_session_cancel(handle_.get())); }

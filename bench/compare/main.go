@@ -64,6 +64,9 @@ func workloads() []workload {
 		{"mutex_cycles_10_contenders", "cycles/s", true, func(s system, d float64) (float64, error) {
 			return mutexCycles(s, 10, d)
 		}},
+		{"keepalive_throughput_10000_sessions", "renewals/s", true, func(s system, d float64) (float64, error) {
+			return keepaliveThroughput(s, keepaliveSessions, 16, d)
+		}},
 		{"watch_event_latency_p50", "us", false, func(s system, d float64) (float64, error) {
 			return s.watchLatency(d)
 		}},
@@ -83,6 +86,12 @@ func workloads() []workload {
 		}},
 	}
 }
+
+// Sessions (etcd: leases) open during the keepalive workload, and their TTL.
+const (
+	keepaliveSessions = 10_000
+	keepaliveTTL      = 10 * time.Second
+)
 
 // Leader kills per failover measurement (per system and round).
 const failoverKills = 5
@@ -180,7 +189,7 @@ func main() {
 		}
 	}
 
-	var lines []string
+	var lines, names []string
 	var ratios []float64
 	for _, w := range selected {
 		a, e := median(results["accord"][w.name]), median(results["etcd"][w.name])
@@ -200,6 +209,7 @@ func main() {
 			w.name, a, e, w.unit, ratio, better, floorValue)
 		lines = append(lines, line)
 		fmt.Println(line)
+		names = append(names, w.name)
 		if w.higherBetter {
 			ratios = append(ratios, ratio)
 		} else {
@@ -212,7 +222,7 @@ func main() {
 	if err := writeCSV(filepath.Join(*out, "compare.csv"), rows); err != nil {
 		fail(err)
 	}
-	if err := writeChart(filepath.Join(*out, "compare.png"), ratios); err != nil {
+	if err := writeChart(filepath.Join(*out, "compare.png"), names, ratios); err != nil {
 		fail(err)
 	}
 	if *md != "" {
@@ -291,15 +301,44 @@ func getLatency(s system, seconds float64) (float64, error) {
 // throughput: `clients` clients (one connection each) doing `op` back to back for the
 // duration; operations per second.
 func throughput(s system, clients int, seconds float64, op func(client, int) error) (float64, error) {
-	conns := make([]client, clients)
-	for i := range conns {
+	conns, err := openClients(s, clients)
+	defer closeClients(conns)
+	if err != nil {
+		return 0, err
+	}
+	rate, _, err := runFor(conns, seconds, op)
+	return rate, err
+}
+
+func openClients(s system, n int) ([]client, error) {
+	var conns []client
+	for i := 0; i < n; i++ {
 		c, err := s.newClient()
 		if err != nil {
-			return 0, err
+			return conns, err
 		}
-		defer c.close()
-		conns[i] = c
+		conns = append(conns, c)
 	}
+	return conns, nil
+}
+
+// closeClients closes the clients (and their sessions) all at once.
+func closeClients(conns []client) {
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func(c client) {
+			defer wg.Done()
+			c.close()
+		}(c)
+	}
+	wg.Wait()
+}
+
+// runFor runs `op` back to back on every client at once for the duration (the client's
+// w-th call gets i = w, w + len(conns), ...); operations per second, all clients together.
+func runFor(conns []client, seconds float64, op func(client, int) error) (float64, int, error) {
+	clients := len(conns)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var total int
@@ -329,15 +368,69 @@ func throughput(s system, clients int, seconds float64, op func(client, int) err
 	}
 	wg.Wait()
 	if firstErr != nil {
-		return 0, firstErr
+		return 0, 0, firstErr
 	}
-	return float64(total) / time.Since(start).Seconds(), nil
+	return float64(total) / time.Since(start).Seconds(), total, nil
+}
+
+// keepaliveThroughput: `clients` clients open `sessions` sessions between them (each system's
+// session type over its lease or session, kept alive in the background by its client
+// library), then each client renews its own sessions one after another, as fast as the
+// cluster acknowledges, for the duration; renewals per second. Every session must still be
+// alive at the end.
+func keepaliveThroughput(s system, sessions, clients int, seconds float64) (float64, error) {
+	conns, err := openClients(s, clients)
+	defer closeClients(conns)
+	if err != nil {
+		return 0, err
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, clients)
+	started := time.Now()
+	for w, c := range conns {
+		wg.Add(1)
+		go func(w int, c client) {
+			defer wg.Done()
+			errs[w] = c.openSessions(sessions/clients, keepaliveTTL)
+		}(w, c)
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return 0, err
+		}
+	}
+	fmt.Fprintf(os.Stderr, "compare: %d sessions opened in %.1f s\n", sessions, time.Since(started).Seconds())
+	rate, _, err := runFor(conns, seconds, func(c client, i int) error { return c.renew(i / clients) })
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range conns {
+		if err := c.sessionsAlive(); err != nil {
+			return 0, err
+		}
+	}
+	return rate, nil
 }
 
 // mutexCycles: `clients` clients, each with a session, taking and releasing the same mutex
-// for the duration; acquire + release cycles per second, all clients together.
+// for the duration; acquire + release cycles per second, all clients together. Profiled
+// (see `profiled`).
 func mutexCycles(s system, clients int, seconds float64) (float64, error) {
-	return throughput(s, clients, seconds, func(c client, _ int) error { return c.lockCycle("bench-mutex") })
+	conns, err := openClients(s, clients)
+	defer closeClients(conns)
+	if err != nil {
+		return 0, err
+	}
+	cycle := func(c client, _ int) error { return c.lockCycle("bench-mutex") }
+	for _, c := range conns {
+		if err := cycle(c, 0); err != nil { // opens the session outside the measurement
+			return 0, err
+		}
+	}
+	return profiled(s, fmt.Sprintf("mutex_cycles_%d_clients", clients), func() (float64, int, error) {
+		return runFor(conns, seconds, cycle)
+	})
 }
 
 // measureFloor: the median loopback TCP round trip plus the median fdatasync of a 256-byte
@@ -435,8 +528,15 @@ func writeMarkdown(path string, lines []string, rounds int, seconds, floor float
 	for _, line := range lines {
 		b.WriteString(line + "\n")
 	}
+	b.WriteString("```\n\nWhere the mutex cycles' time went, per round, from the servers' own metrics (`op_us`:\n")
+	b.WriteString("wall time per cycle; `fsync_us`: mean append + fdatasync of the log; `fsyncs_per_op_all_members`:\n")
+	b.WriteString("durable writes per cycle, all members together; `leader_write_us`: accord's leader, from a\n")
+	b.WriteString("write's arrival to its answer):\n\n```\n")
+	for _, line := range profiles {
+		b.WriteString(line + "\n")
+	}
 	b.WriteString("```\n\nRaw figures per round: `bench/results/compare.csv`; chart: `bench/results/compare.png`\n")
-	b.WriteString("(one bar per workload, accord's advantage: above the middle line accord is better).\n")
+	b.WriteString("(one row per workload: the factor by which the better system wins, on a log scale).\n")
 	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
 

@@ -29,6 +29,9 @@ type system interface {
 	// failover kills the leader's process and returns the milliseconds until a write
 	// succeeds again.
 	failover() (float64, error)
+	// metricsPages: every member's Prometheus page, the histogram of durable log writes
+	// (append + fdatasync), and the leader's histogram of client writes ("" if none).
+	metricsPages() (pages []string, fsync, leaderWrite string)
 }
 
 // client is one connection to a cluster.
@@ -37,6 +40,12 @@ type client interface {
 	get(key []byte) error
 	// lockCycle takes and releases mutex `name` (through a session of this client).
 	lockCycle(name string) error
+	// openSessions opens n sessions (etcd: concurrency sessions, each over a lease) of the
+	// given TTL, kept alive by the client library; renew(i) renews the (i mod n)-th now and
+	// returns once the cluster acknowledged it; sessionsAlive fails unless all still are.
+	openSessions(n int, ttl time.Duration) error
+	renew(i int) error
+	sessionsAlive() error
 	close()
 }
 
@@ -122,7 +131,12 @@ type accordSystem struct {
 	binary    string
 	dir       string
 	endpoints []string
+	metrics   []string
 	members
+}
+
+func (s *accordSystem) metricsPages() ([]string, string, string) {
+	return s.metrics, "accord_fsync_duration_seconds", "accord_proposal_duration_seconds"
 }
 
 func (s *accordSystem) name() string { return "accord" }
@@ -132,15 +146,16 @@ func (s *accordSystem) start() error {
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return err
 	}
-	ports, err := freePorts(3)
+	ports, err := freePorts(6)
 	if err != nil {
 		return err
 	}
-	s.endpoints = nil
-	for _, p := range ports {
+	s.endpoints, s.metrics = nil, nil
+	for i, p := range ports[:3] {
 		s.endpoints = append(s.endpoints, fmt.Sprintf("127.0.0.1:%d", p))
+		s.metrics = append(s.metrics, fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[3+i]))
 	}
-	for i := range ports {
+	for i := range s.endpoints {
 		var peers []string
 		for j, e := range s.endpoints {
 			if j != i {
@@ -151,7 +166,8 @@ func (s *accordSystem) start() error {
 		// default (1 s, randomized up to 2 s), so that failover times compare.
 		err := s.spawn(s.dir, s.binary, "server", "--id", fmt.Sprint(i+1), "--listen", s.endpoints[i],
 			"--peers", strings.Join(peers, ","), "--data-dir", filepath.Join(s.dir, fmt.Sprintf("n%d", i+1)),
-			"--tick-ms", "50", "--election-ticks", "20")
+			"--tick-ms", "50", "--election-ticks", "20",
+			"--metrics", strings.TrimSuffix(strings.TrimPrefix(s.metrics[i], "http://"), "/metrics"))
 		if err != nil {
 			s.stop()
 			return err
@@ -263,8 +279,35 @@ func (s *accordSystem) failover() (float64, error) {
 }
 
 type accordClient struct {
-	c       *accord.Client
-	session *accord.Session
+	c        *accord.Client
+	session  *accord.Session
+	sessions []*accord.Session
+}
+
+func (a *accordClient) openSessions(n int, ttl time.Duration) error {
+	for i := 0; i < n; i++ {
+		s, err := a.c.NewSession(context.Background(), accord.WithTTL(ttl))
+		if err != nil {
+			return err
+		}
+		a.sessions = append(a.sessions, s)
+	}
+	return nil
+}
+
+func (a *accordClient) renew(i int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	return a.sessions[i%len(a.sessions)].KeepAliveOnce(ctx)
+}
+
+func (a *accordClient) sessionsAlive() error {
+	for _, s := range a.sessions {
+		if state, err := s.State(); err != nil || state != accord.SessionHeld {
+			return fmt.Errorf("a session is no longer held: %v %v", state, err)
+		}
+	}
+	return nil
 }
 
 func (a *accordClient) put(key, value []byte) error {
@@ -297,6 +340,9 @@ func (a *accordClient) close() {
 	if a.session != nil {
 		a.session.Close()
 	}
+	for _, s := range a.sessions {
+		s.Close()
+	}
 	a.c.Close()
 }
 
@@ -310,6 +356,14 @@ type etcdSystem struct {
 }
 
 func (s *etcdSystem) name() string { return "etcd" }
+
+func (s *etcdSystem) metricsPages() ([]string, string, string) {
+	var pages []string
+	for _, e := range s.endpoints {
+		pages = append(pages, e+"/metrics")
+	}
+	return pages, "etcd_disk_wal_fsync_duration_seconds", ""
+}
 
 func (s *etcdSystem) start() error {
 	_ = os.RemoveAll(s.dir)
@@ -439,8 +493,39 @@ func (s *etcdSystem) failover() (float64, error) {
 }
 
 type etcdClient struct {
-	c       *clientv3.Client
-	session *concurrency.Session
+	c        *clientv3.Client
+	session  *concurrency.Session
+	sessions []*concurrency.Session
+}
+
+func (e *etcdClient) openSessions(n int, ttl time.Duration) error {
+	for i := 0; i < n; i++ {
+		s, err := concurrency.NewSession(e.c, concurrency.WithTTL(int(ttl.Seconds())))
+		if err != nil {
+			return err
+		}
+		e.sessions = append(e.sessions, s)
+	}
+	return nil
+}
+
+// renew: etcd's one-shot renewal of a lease (what its own benchmark tool measures).
+func (e *etcdClient) renew(i int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	_, err := e.c.KeepAliveOnce(ctx, e.sessions[i%len(e.sessions)].Lease())
+	return err
+}
+
+func (e *etcdClient) sessionsAlive() error {
+	for _, s := range e.sessions {
+		select {
+		case <-s.Done():
+			return fmt.Errorf("a session's lease expired")
+		default:
+		}
+	}
+	return nil
 }
 
 func (e *etcdClient) put(key, value []byte) error {
@@ -477,6 +562,9 @@ func (e *etcdClient) lockCycle(name string) error {
 func (e *etcdClient) close() {
 	if e.session != nil {
 		e.session.Close()
+	}
+	for _, s := range e.sessions {
+		s.Close()
 	}
 	e.c.Close()
 }

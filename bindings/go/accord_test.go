@@ -219,3 +219,44 @@ func TestClosedHandlesReturnErrShutdown(t *testing.T) {
 		t.Fatalf("put after close: %v", err)
 	}
 }
+
+func TestManySessionsStayAliveAndRenewOnDemand(t *testing.T) {
+	c := cluster(t)
+	ctx := context.Background()
+	var sessions []*Session
+	for i := 0; i < 200; i++ {
+		s, err := c.NewSession(ctx, WithTTL(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		sessions = append(sessions, s)
+	}
+	// Three TTLs later the library's own keepalives have kept every one alive.
+	time.Sleep(3 * time.Second)
+	for i, s := range sessions {
+		if state, err := s.State(); err != nil || state != SessionHeld {
+			t.Fatalf("session #%d: %v %v", i, state, err)
+		}
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := g; i < len(sessions); i += 4 {
+				if err := sessions[i].KeepAliveOnce(ctx); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	if err := sessions[0].Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sessions[0].KeepAliveOnce(ctx); !errors.Is(err, ErrShutdown) {
+		t.Fatalf("renewing a closed session: %v", err)
+	}
+}

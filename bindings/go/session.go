@@ -132,6 +132,22 @@ func (s *Session) Done() <-chan struct{} {
 	return s.done
 }
 
+// KeepAliveOnce renews the session now instead of at its next keepalive (the library sends
+// one every TTL/3 by itself) and returns once the cluster acknowledged it, as etcd's
+// Lease.KeepAliveOnce. Renewals asked for at the same time by several sessions travel in one
+// request. It fails with ErrSessionLost once the session is lost.
+func (s *Session) KeepAliveOnce(ctx context.Context) error {
+	return s.use(func(p *C.accord_session) error {
+		return cancellable(ctx, func() { C.accord_session_cancel(p) }, func() C.accord_result {
+			ms := timeoutMs(ctx, 10*time.Second)
+			if ms == 0 {
+				ms = 1 // 0 would mean the client's own timeout
+			}
+			return C.accord_session_keepalive(p, ms)
+		})
+	})
+}
+
 // Close ends the session: everything it held is released at once. Idempotent.
 func (s *Session) Close() error {
 	s.mu.Lock()

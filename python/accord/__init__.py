@@ -423,6 +423,12 @@ class Session:
         """Waits until `participants` sessions arrived at barrier `name`."""
         self._native.barrier(_b(name, "name"), participants, timeout)
 
+    def keep_alive_once(self, *, timeout: Optional[float] = None) -> None:
+        """Renews the session now instead of at its next keepalive (sent every TTL/3 by the
+        library itself); returns once the cluster acknowledged it. Raises SessionLost once
+        the session is lost."""
+        self._native.keep_alive_once(timeout)
+
     def cancel(self) -> None:
         """Cancels the blocking calls in progress on this session (they raise Cancelled)."""
         self._native.cancel()

@@ -241,6 +241,10 @@ class AsyncSession:
             lambda: self._session.barrier(name, participants, timeout=timeout), self._session.cancel
         )
 
+    async def keep_alive_once(self, *, timeout: Optional[float] = None) -> None:
+        """Renews the session now; returns once the cluster acknowledged it."""
+        await _run(lambda: self._session.keep_alive_once(timeout=timeout), self._session.cancel)
+
     async def close(self) -> None:
         await _run(self._session.close)
 

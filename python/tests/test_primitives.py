@@ -35,6 +35,22 @@ def kinds(events: List[accord.Event]) -> List[str]:
 # Sessions
 
 
+def test_many_sessions_stay_alive_and_renew_on_demand(cluster):
+    sessions = [cluster.session(ttl=1.0) for _ in range(100)]
+    try:
+        # Three TTLs later the library's own keepalives have kept every one alive.
+        time.sleep(3.0)
+        assert [s.state for s in sessions] == ["held"] * len(sessions)
+        for s in sessions:
+            s.keep_alive_once(timeout=5.0)
+        sessions[0].close()
+        with pytest.raises(accord.SessionLost):
+            sessions[0].keep_alive_once(timeout=5.0)
+    finally:
+        for s in sessions:
+            s.close()
+
+
 def test_a_new_session_is_held_and_has_an_id(cluster):
     with cluster.session(ttl=TTL) as session:
         assert isinstance(session.id, int) and session.id > 0

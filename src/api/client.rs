@@ -116,11 +116,16 @@ impl Client {
         if config.endpoints.is_empty() {
             return Err(Error::InvalidConfig("give at least one endpoint".into()));
         }
+        Ok(Client::prepared(config))
+    }
+
+    /// A client of a configuration already checked.
+    fn prepared(config: ClientConfig) -> Client {
         // Random per client; 0 is reserved for the cluster's own commands.
         let id = std::collections::hash_map::RandomState::new()
             .hash_one(std::process::id())
             .max(1);
-        Ok(Client {
+        Client {
             config,
             id,
             inner: Mutex::new(Inner {
@@ -137,7 +142,7 @@ impl Client {
             }),
             cancel: Arc::new(CancelState::default()),
             local: None,
-        })
+        }
     }
 
     /// A client of the member running in this process: requests go straight to its event

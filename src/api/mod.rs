@@ -4,6 +4,7 @@
 //! embedded member uses the same calls as a remote one.
 
 mod client;
+mod keepalive;
 mod node;
 mod primitives;
 mod session;

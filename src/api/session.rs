@@ -1,7 +1,8 @@
 //! Sessions with a client-side safety clock.
 //!
 //! A session is kept alive by a thread of this library (never by the host language's
-//! threads, so a GC or GIL pause of the caller cannot starve it). After every acknowledged
+//! threads, so a GC or GIL pause of the caller cannot starve it): one thread per cluster
+//! keeps every session of the process alive, in batches (see [`super::keepalive`]). After every acknowledged
 //! keepalive the session is safe until `send time of that keepalive + TTL × (1 − drift)`: the
 //! leader restarted the session's deadline no earlier than when the keepalive was sent, and
 //! a new leader restarts every deadline, so the cluster cannot expire the session before
@@ -11,16 +12,16 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
 use super::client::{deadline_after, unexpected, Client, ClientConfig};
+use super::keepalive::{self, Hub};
 use crate::core::state::{Command, Outcome, Space};
 use crate::error::{Error, Result};
 use crate::limits::{SESSION_DRIFT_PER_MILLE, SESSION_TTL_MS_MAX, SESSION_TTL_MS_MIN};
-use crate::runtime::wire::{ClientOp, ClientReply};
+use crate::runtime::wire::ClientReply;
 
 /// How sure this process is that its session is alive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,7 +50,8 @@ pub(crate) struct SessionShared {
     pub(crate) ttl: Duration,
     view: Mutex<View>,
     changed: Condvar,
-    stop: AtomicBool,
+    /// Set when the session is closed or dropped: its keepalives stop.
+    pub(crate) stop: AtomicBool,
     /// Locks, elections and barriers this session holds or waits for through this process:
     /// a second acquire of one of them (from another thread) is refused, since the cluster
     /// would answer it with the same grant and one release would end both.
@@ -87,7 +89,7 @@ impl SessionShared {
         }
     }
 
-    fn lose(&self, reason: String) {
+    pub(crate) fn lose(&self, reason: String) {
         let mut view = self.view.lock();
         if view.status != SessionStatus::Lost {
             view.status = SessionStatus::Lost;
@@ -96,7 +98,8 @@ impl SessionShared {
         }
     }
 
-    fn acknowledged(&self, sent: Duration, ttl: Duration) {
+    /// Records a keepalive sent at `sent` (boot clock) and acknowledged with `ttl`.
+    pub(crate) fn acknowledged(&self, sent: Duration, ttl: Duration) {
         let mut view = self.view.lock();
         if view.status == SessionStatus::Lost {
             return;
@@ -105,6 +108,8 @@ impl SessionShared {
         if sent + safe > view.safe_until {
             view.safe_until = sent + safe;
             view.last_ack_sent = sent;
+            // For a renewal waiting for this acknowledgement.
+            self.changed.notify_all();
         }
         self.refresh(&mut view);
     }
@@ -144,7 +149,7 @@ impl SessionShared {
 /// cluster's clocks keep running while this host sleeps, so the safety clock must too
 /// (`Instant` stops during a suspend on Linux).
 #[cfg(target_os = "linux")]
-fn boot_now() -> Duration {
+pub(crate) fn boot_now() -> Duration {
     let mut now = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -161,7 +166,7 @@ fn boot_now() -> Duration {
 
 /// Elsewhere: the monotonic clock (which may stop during a suspend).
 #[cfg(not(target_os = "linux"))]
-fn boot_now() -> Duration {
+pub(crate) fn boot_now() -> Duration {
     static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     ORIGIN.get_or_init(Instant::now).elapsed()
 }
@@ -177,9 +182,11 @@ fn safe_time(ttl: Duration) -> Duration {
 pub struct Session {
     pub(crate) shared: Arc<SessionShared>,
     pub(crate) client: Arc<Client>,
-    keepalive: Option<JoinHandle<()>>,
-    /// Cancels the keepalive in flight, so that closing does not wait for its answer.
-    keepalive_cancel: super::client::CancelHandle,
+    /// Whether `client` is the session's alone (not shared with the program's other calls).
+    owns_client: bool,
+    /// The thread that keeps this session alive (shared with the process's other sessions
+    /// of the same cluster); `None` once deregistered.
+    hub: Mutex<Option<Arc<Hub>>>,
     /// Watch connections kept for blocking calls (a wait reuses one instead of connecting).
     pub(crate) wait_streams: Mutex<Vec<super::watch::WatchStream>>,
 }
@@ -188,17 +195,29 @@ impl Session {
     /// Opens a session with `ttl` (1 s to a day; 10 s is typical: long enough to ride out an
     /// election, short enough to notice a dead process soon).
     pub fn create(config: ClientConfig, ttl: Duration) -> Result<Session> {
+        Session::open(Arc::new(Client::connect(config)?), ttl, true)
+    }
+
+    /// Opens a session that issues its commands through `client`'s connection, as etcd's
+    /// sessions share their client's: a process may hold thousands of sessions on one
+    /// connection (their keepalives share another). The calls of the client and of all its
+    /// sessions take turns on that connection (waits for a lock or a claim do not: they watch
+    /// on connections of their own); open more clients for more calls in parallel.
+    pub fn create_on(client: Arc<Client>, ttl: Duration) -> Result<Session> {
+        Session::open(client, ttl, false)
+    }
+
+    fn open(client: Arc<Client>, ttl: Duration, owns_client: bool) -> Result<Session> {
         let ttl_ms = ttl.as_millis() as u64;
         if !(SESSION_TTL_MS_MIN..=SESSION_TTL_MS_MAX).contains(&ttl_ms) {
             return Err(Error::InvalidArgument(format!(
                 "a session's TTL must be {SESSION_TTL_MS_MIN}..={SESSION_TTL_MS_MAX} ms, not {ttl_ms}"
             )));
         }
-        let client = Arc::new(Client::connect(config.clone())?);
         let sent = boot_now();
         let reply = client.write_until(
             Command::CreateSession { ttl_ms },
-            deadline_after(config.timeout),
+            deadline_after(client.config().timeout),
         )?;
         let id = match reply {
             ClientReply::Written(Outcome::Session { session, .. }) => session,
@@ -221,20 +240,51 @@ impl Session {
             taken: Mutex::new(std::collections::BTreeSet::new()),
             cancel_generation: std::sync::atomic::AtomicU64::new(0),
         });
-        let keepalive_client = Client::connect(config)?;
-        let keepalive_cancel = keepalive_client.cancel_handle();
-        let thread_shared = shared.clone();
-        let keepalive = std::thread::Builder::new()
-            .name(format!("accord-keepalive-{id}"))
-            .spawn(move || keep_alive(thread_shared, keepalive_client))
-            .map_err(|e| Error::io("starting the keepalive thread", &e))?;
+        let hub = keepalive::register(client.config(), shared.clone())?;
         Ok(Session {
             shared,
             client,
-            keepalive: Some(keepalive),
-            keepalive_cancel,
+            owns_client,
+            hub: Mutex::new(Some(hub)),
             wait_streams: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Renews the session now, without waiting for its next keepalive (which the library
+    /// sends every TTL / 3 anyway); returns once the cluster acknowledged it, or fails after
+    /// `timeout` (or when [`Session::cancel_waits`] is called). Renewals asked for at the
+    /// same time by several sessions travel in one request.
+    pub fn keep_alive_once(&self, timeout: Duration) -> Result<()> {
+        let asked = boot_now();
+        let generation = self.shared.cancel_generation.load(Ordering::SeqCst);
+        match self.hub.lock().as_ref() {
+            Some(hub) => hub.hurry(self.shared.id),
+            None => return Err(self.shared.lost_error()),
+        }
+        let deadline = deadline_after(timeout);
+        let mut view = self.shared.view.lock();
+        // Bounded by the deadline.
+        loop {
+            self.shared.refresh(&mut view);
+            if view.status == SessionStatus::Lost {
+                drop(view);
+                return Err(self.shared.lost_error());
+            }
+            if view.last_ack_sent >= asked {
+                return Ok(());
+            }
+            if self.shared.cancel_generation.load(Ordering::SeqCst) != generation {
+                return Err(Error::Cancelled);
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout(format!(
+                    "session {}: no keepalive was acknowledged within {} ms",
+                    self.shared.id,
+                    timeout.as_millis()
+                )));
+            }
+            self.shared.changed.wait_until(&mut view, deadline);
+        }
     }
 
     /// The session's id.
@@ -282,8 +332,17 @@ impl Session {
     /// Cancels the blocking calls (lock, campaign, claim, barrier) in progress on this
     /// session, from any thread: they withdraw and return [`Error::Cancelled`].
     pub fn cancel_waits(&self) {
-        self.shared.cancel_generation.fetch_add(1, Ordering::SeqCst);
-        self.client.cancel_handle().cancel();
+        {
+            // Under the view's lock, so that a renewal waiting on it sees the change.
+            let _view = self.shared.view.lock();
+            self.shared.cancel_generation.fetch_add(1, Ordering::SeqCst);
+            self.shared.changed.notify_all();
+        }
+        // A shared client's call in progress may be another's; the waits themselves notice
+        // the generation within `WAIT_STEP`.
+        if self.owns_client {
+            self.client.cancel_handle().cancel();
+        }
     }
 
     /// The client the session issues its commands through.
@@ -292,8 +351,7 @@ impl Session {
     }
 
     /// Ends the session now: everything it holds is released at once.
-    pub fn close(mut self) -> Result<()> {
-        self.stop_keepalive();
+    pub fn close(self) -> Result<()> {
         self.end()
     }
 
@@ -303,12 +361,7 @@ impl Session {
     /// lost is not sent anywhere (the cluster may be unreachable; it expires there anyway).
     pub fn end(&self) -> Result<()> {
         let was_lost = self.status() == SessionStatus::Lost;
-        {
-            let _view = self.shared.view.lock();
-            self.shared.stop.store(true, Ordering::SeqCst);
-            self.shared.changed.notify_all();
-        }
-        self.keepalive_cancel.cancel();
+        self.stop_keepalive();
         self.cancel_waits();
         self.shared.lose("the session was closed".into());
         if was_lost {
@@ -321,17 +374,16 @@ impl Session {
         self.client.write_until(command, deadline).map(|_| ())
     }
 
-    fn stop_keepalive(&mut self) {
+    fn stop_keepalive(&self) {
         {
-            // Under the lock the thread waits with, so the wake-up cannot fall between its
-            // check of `stop` and its wait.
+            // Under the lock waiters wait with, so the wake-up cannot fall between their
+            // check of `stop` and their wait.
             let _view = self.shared.view.lock();
             self.shared.stop.store(true, Ordering::SeqCst);
             self.shared.changed.notify_all();
         }
-        self.keepalive_cancel.cancel();
-        if let Some(thread) = self.keepalive.take() {
-            let _ = thread.join();
+        if let Some(hub) = self.hub.lock().take() {
+            hub.deregister(self.shared.id);
         }
     }
 }
@@ -339,46 +391,5 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.stop_keepalive();
-    }
-}
-
-/// The keepalive thread: one keepalive every TTL / 3 (sooner after a failure), each bounded
-/// so that the thread never waits past the safety deadline.
-fn keep_alive(shared: Arc<SessionShared>, client: Client) {
-    let interval = shared.ttl / 3;
-    let retry = Duration::from_millis(100).min(interval);
-    let mut next = Instant::now() + interval;
-    // Bounded by the session's life: ends when stopped or lost.
-    while !shared.stop.load(Ordering::SeqCst) {
-        {
-            let mut view = shared.view.lock();
-            shared.refresh(&mut view);
-            if view.status == SessionStatus::Lost || shared.stop.load(Ordering::SeqCst) {
-                return;
-            }
-            if Instant::now() < next {
-                shared.changed.wait_until(&mut view, next);
-                continue;
-            }
-        }
-        let started = Instant::now();
-        let sent = boot_now();
-        let op = ClientOp::KeepAlive {
-            sessions: vec![shared.id],
-        };
-        let answer = client.call_until(op, started + interval.max(Duration::from_millis(200)));
-        match answer {
-            Ok(ClientReply::KeptAlive(ttls)) => match ttls.first() {
-                Some((_, ttl_ms)) if *ttl_ms > 0 => {
-                    shared.acknowledged(sent, Duration::from_millis(*ttl_ms));
-                    next = started + interval;
-                }
-                _ => {
-                    shared.lose("the cluster no longer has the session (it expired)".into());
-                    return;
-                }
-            },
-            _ => next = Instant::now() + retry,
-        }
     }
 }

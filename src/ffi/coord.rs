@@ -58,7 +58,7 @@ pub unsafe extern "C" fn accord_session_create(
     guard(|| {
         let client = unsafe { handle(client, "client") }?.get()?;
         let session_out = unsafe { out(session_out, "session_out") }?;
-        let session = Session::create(client.config().clone(), millis(ttl_ms))?;
+        let session = Session::create_on(client, millis(ttl_ms))?;
         *session_out = into_handle(accord_session {
             session: RwLock::new(Some(Arc::new(session))),
         });
@@ -75,6 +75,27 @@ pub unsafe extern "C" fn accord_session_id(
     guard(|| {
         let session = unsafe { handle(session, "session") }?.get()?;
         *unsafe { out(id_out, "id_out") }? = session.id();
+        Ok(())
+    })
+}
+
+/// Renews the session now instead of at its next keepalive (the library sends one every
+/// TTL / 3 by itself); returns once the cluster acknowledged it, `ACCORD_ERR_TIMEOUT` after
+/// `timeout_ms` (0: the client's call timeout), `ACCORD_ERR_SESSION_LOST` if it is lost, or
+/// `ACCORD_ERR_CANCELLED` after `accord_session_cancel`. Renewals asked for at the same time
+/// by several sessions of one cluster travel in one request.
+#[no_mangle]
+pub unsafe extern "C" fn accord_session_keepalive(
+    session: *const accord_session,
+    timeout_ms: u32,
+) -> accord_result {
+    guard(|| {
+        let session = unsafe { handle(session, "session") }?.get()?;
+        let timeout = match timeout_ms {
+            0 => session.client().config().timeout,
+            ms => millis(ms),
+        };
+        session.keep_alive_once(timeout)?;
         Ok(())
     })
 }

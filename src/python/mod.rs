@@ -446,8 +446,8 @@ impl NativeClient {
             )));
         }
         let ttl = seconds(Some(ttl), Duration::ZERO)?;
-        let config = self.client.config().clone();
-        let session = uncancellable(py, move || Session::create(config, ttl))?;
+        let client = self.client.clone();
+        let session = uncancellable(py, move || Session::create_on(client, ttl))?;
         Ok(NativeSession {
             session: Arc::new(session),
         })
@@ -751,6 +751,19 @@ impl NativeSession {
             py,
             move || cancel.cancel_waits(),
             move || session.barrier(&name, participants, timeout),
+        )
+    }
+
+    /// Renews the session now; returns once the cluster acknowledged it.
+    #[pyo3(signature = (timeout=None))]
+    fn keep_alive_once(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+        let timeout = seconds(timeout, self.session.client().config().timeout)?;
+        let session = self.session.clone();
+        let cancel = self.session.clone();
+        blocking(
+            py,
+            move || cancel.cancel_waits(),
+            move || session.keep_alive_once(timeout),
         )
     }
 

@@ -185,6 +185,8 @@ static void coordination(accord_client *client) {
     OK(accord_session_wait_change(a, ACCORD_SESSION_STATE_HELD, 10, &state));
     CHECK(state == ACCORD_SESSION_STATE_HELD);
     CHECK(strcmp(accord_session_state_str(state), "held") == 0);
+    OK(accord_session_keepalive(a, 5000));
+    OK(accord_session_keepalive(b, 0));
 
     /* Mutex: fenced; busy for another session; a blocked wait cancelled from a thread. */
     accord_lock *lock = NULL, *busy = NULL;
@@ -320,6 +322,7 @@ static void coordination(accord_client *client) {
     /* Closing a session releases everything; later calls are refused. */
     OK(accord_session_close(a));
     CHECK(accord_session_close(a) == ACCORD_ERR_SHUTDOWN);
+    CHECK(accord_session_keepalive(a, 100) == ACCORD_ERR_SHUTDOWN);
     CHECK(accord_lock_acquire(a, S("m"), ACCORD_LOCK_MUTEX, 0, 10, false, &lock) ==
           ACCORD_ERR_SHUTDOWN);
     OK(accord_session_close(b));

@@ -256,6 +256,8 @@ void locks(const accord::client& c) {
     CHECK(a.state() == accord::session_state::held);
     CHECK(a.wait_change(accord::session_state::held, 10) == accord::session_state::held);
     CHECK(std::string(accord::to_string(a.state())) == "held");
+    a.keep_alive_once();
+    a.keep_alive_once(5000);
     CHECK_THROWS(accord::invalid_argument_error, ACCORD_ERR_INVALID_ARGUMENT,
                  accord::session::create(c, 10));
 
