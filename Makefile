@@ -14,22 +14,29 @@ SCRATCH ?= target/scratch
 FUZZ_SECONDS_CI ?= 15
 FUZZ_SECONDS_LONG ?= 300
 FUZZ_TARGETS := wal_record snapshot_file
+# Fault testing of real processes: seconds of faults in `make test` (CI) and by default in
+# `make torture` (DURATION=... for more), and the members (NODES=3 or 5).
+TORTURE_SECONDS_CI ?= 120
+DURATION ?= 600
+NODES ?= 3
 # cargo-fuzz passes sanitizer flags that rustc accepts only on nightly; this machine has the
 # stable toolchain alone, and RUSTC_BOOTSTRAP=1 lets stable accept them.
 FUZZ := cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
 
-.PHONY: bench-compare test-go test-python bench-python bench-ffi install install-files header deps help build test lint test-rust test-sim test-crash test-fuzz fuzz-tools sim sim-long crashtest fuzz bench bench-wal bench-local fmt
+.PHONY: torture test-torture bench-compare test-go test-python bench-python bench-ffi install install-files header deps help build test lint test-rust test-sim test-crash test-fuzz fuzz-tools sim sim-long crashtest fuzz bench bench-wal bench-local fmt
 
 help:
 	@echo "make build     - build the library and the accord binary (release)"
 	@echo "make test      - every test suite: lint, unit, scenario and storage tests,"
 	@echo "                 $(SIM_SEEDS_CI) simulated seeds on each of 3, 5 and 7 nodes (fixed membership,"
 	@echo "                 then with membership changes), $(CRASH_CYCLES_CI) crash cycles,"
-	@echo "                 $(FUZZ_SECONDS_CI) s of fuzzing per decoder"
+	@echo "                 $(FUZZ_SECONDS_CI) s of fuzzing per decoder, $(TORTURE_SECONDS_CI) s of torture"
 	@echo "make sim       - 1000 simulated seeds on 5 nodes with every fault"
 	@echo "make sim-long  - $(SIM_SEEDS_LONG) simulated seeds on 5 nodes, then as many with membership changes (long)"
 	@echo "make crashtest - $(CRASH_CYCLES_LONG) kill -9 / recover cycles of a process writing the WAL"
 	@echo "make fuzz      - fuzz each decoder ($(FUZZ_TARGETS)) for $(FUZZ_SECONDS_LONG) s"
+	@echo "make torture   - $(DURATION) s of faults on $(NODES) real server processes under load, histories"
+	@echo "                 checked by Porcupine and accord's checker (DURATION=..., NODES=3|5)"
 	@echo "make bench     - core consensus benchmark (throughput, allocations)"
 	@echo "make bench-wal - WAL append cost next to raw fdatasync on the disk of $(SCRATCH)"
 	@echo "make bench-local - a 3-process cluster on loopback: put/get/failover/memory next to the floor"
@@ -68,7 +75,7 @@ header:
 	ACCORD_WRITE_HEADER=1 $(CARGO) build --release
 
 # The suites `make test` runs, in order; make stops at the first that fails.
-TEST_SUITES := lint test-rust test-python test-go test-sim test-crash test-fuzz
+TEST_SUITES := lint test-rust test-python test-go test-sim test-crash test-fuzz test-torture
 
 test: $(TEST_SUITES)
 	@echo "suites: $(words $(TEST_SUITES)) passed, 0 failed"
@@ -77,16 +84,18 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --lib --features python -- -D warnings
-	@test -z "$$(gofmt -l bindings/go bench)" || { gofmt -l bindings/go bench; echo "run gofmt -w bindings/go bench"; exit 1; }
+	@test -z "$$(gofmt -l bindings/go bench torture)" || { gofmt -l bindings/go bench torture; echo "run gofmt -w bindings/go bench torture"; exit 1; }
+	cd torture && go vet ./...
 
-# What the tests need besides Rust: a C toolchain (present) and valgrind, installed here if
-# missing (apt, as root or through sudo).
+# What the tests need besides Rust: a C toolchain (present), valgrind, pkg-config and
+# faketime (the torture test's wall-clock jumps), installed here if missing (apt, as root
+# or through sudo).
 deps:
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c "import ensurepip" 2>/dev/null || { \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq python3-venv >/dev/null; \
 	}
-	@for tool in valgrind pkg-config; do \
+	@for tool in valgrind pkg-config faketime; do \
 		command -v $$tool >/dev/null 2>&1 && continue; \
 		echo "installing $$tool"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -184,6 +193,17 @@ $(ETCD): bench/etcd/go.mod bench/etcd/go.sum bench/etcd/main.go
 bench-compare: build $(ETCD)
 	cd bench/compare && go run . --accord $(abspath $(ACCORD)) --etcd $(abspath $(ETCD)) \
 		--rounds $(BENCH_ROUNDS) --seconds $(BENCH_SECONDS) --out ../results --md ../../BENCHMARKS.md
+
+# Real `accord server` processes under faults (kill -9, SIGSTOP beyond the session TTL,
+# partitions through a proxy on every peer link, slow and failing disks, wall-clock jumps)
+# while clients use them; the histories are checked by Porcupine and by accord's own
+# checker, plus mutex, queue and watch checks. Ends with one `torture: ...` line; non-zero
+# exit on any violation.
+torture: deps build
+	cd torture && go run . --accord $(abspath $(ACCORD)) --duration $(DURATION) --nodes $(NODES)
+
+test-torture: deps build
+	cd torture && go run . --accord $(abspath $(ACCORD)) --duration $(TORTURE_SECONDS_CI) --nodes 3
 
 # What the C ABI adds to a local serializable get, next to the same call in Rust.
 bench-ffi: build

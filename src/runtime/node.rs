@@ -344,6 +344,10 @@ enum Repeated {
 /// The file that, with `ACCORD_FAILPOINTS=1`, delays a member's durable writes.
 pub const FSYNC_DELAY_FAILPOINT_FILE: &str = "failpoint-fsync-delay-ms";
 
+/// The file that, with `ACCORD_FAILPOINTS=1`, makes a member's next durable write fail (the
+/// file is removed as it fires): the member stops, as it does on a real write error.
+pub const FSYNC_FAIL_FAILPOINT_FILE: &str = "failpoint-fsync-fail";
+
 fn log(id: NodeId, text: impl std::fmt::Display) {
     super::log::log(super::log::Level::Info, id, text);
 }
@@ -462,8 +466,9 @@ impl EventLoop {
             warn(
                 event_loop.config.id,
                 format!(
-                    "failpoints on (testing only): {} delays durable writes",
-                    file.display()
+                    "failpoints on (testing only): {} delays durable writes, {} fails one",
+                    file.display(),
+                    FSYNC_FAIL_FAILPOINT_FILE
                 ),
             );
             event_loop.fsync_delay_file = Some(file);
@@ -1511,6 +1516,23 @@ impl EventLoop {
         }
     }
 
+    /// The failing-disk failpoint: one write fails when its file exists.
+    fn fail_by_failpoint(&mut self) {
+        let Some(file) = self
+            .fsync_delay_file
+            .as_ref()
+            .and_then(|delay| delay.parent())
+            .map(|dir| dir.join(FSYNC_FAIL_FAILPOINT_FILE))
+        else {
+            return;
+        };
+        if std::fs::remove_file(&file).is_ok() {
+            self.raft
+                .storage_mut()
+                .inject_write_failure(std::io::ErrorKind::Other);
+        }
+    }
+
     // ----- saving a snapshot -----
 
     /// Serves `accord snapshot save`, on the leader: a snapshot covering the requested index
@@ -1892,6 +1914,7 @@ impl EventLoop {
             }
         }
         if !ready.entries.is_empty() || ready.hard_state.is_some() {
+            self.fail_by_failpoint();
             let started = Instant::now();
             self.raft
                 .storage_mut()

@@ -12,6 +12,7 @@ mod counting_alloc;
 mod crashtest;
 mod demo;
 mod kv;
+mod lincheck;
 mod member;
 mod recover;
 mod server;
@@ -50,6 +51,7 @@ commands:
   check    verify a data directory as a starting node would (accord check --help)
   crashtest  kill a process writing the WAL at random moments and check nothing acknowledged
            is lost (accord crashtest --help)
+  lincheck check a recorded register history for linearizability (accord lincheck --help)
   help     show this text
 ";
 
@@ -79,6 +81,7 @@ fn main() -> ExitCode {
         "bench" => bench::main(arguments),
         "check" => check::main(arguments),
         "crashtest" => crashtest::main(arguments),
+        "lincheck" => lincheck::main(arguments),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)
