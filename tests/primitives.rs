@@ -68,6 +68,7 @@ impl Drop for Cluster {
 }
 
 const SECOND: Duration = Duration::from_secs(1);
+const MILLI: Duration = Duration::from_millis(1);
 
 #[test]
 fn a_mutex_is_handed_over_in_order_with_increasing_tokens_and_fences_writes() {
@@ -111,6 +112,36 @@ fn a_mutex_is_handed_over_in_order_with_increasing_tokens_and_fences_writes() {
     assert!(matches!(late, Err(accord::Error::Timeout(_))), "{late:?}");
     let (_, waiters) = client.lock_holders(b"m").unwrap();
     assert!(waiters.is_empty(), "the timed-out waiter withdrew");
+}
+
+#[test]
+fn a_session_whose_creation_was_slow_is_kept_alive_from_its_first_keepalive() {
+    let cluster = Cluster::start("slow-creation");
+    // The first two endpoints accept connections and never answer (as a stopped process's
+    // would): creating a session waits one attempt (2 s) on each before the client tries
+    // the next endpoint.
+    let silent: Vec<TcpListener> = (0..2)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let mut endpoints: Vec<String> = silent
+        .iter()
+        .map(|l| l.local_addr().unwrap().to_string())
+        .collect();
+    endpoints.extend(cluster.endpoints.clone());
+    let started = Instant::now();
+    let session = Session::create(ClientConfig::new(endpoints), 5 * SECOND).unwrap();
+    let took = started.elapsed();
+    assert!(took > 3500 * MILLI, "the creation took only {took:?}");
+    // Its safe time (4.5 s) runs from when the creation was sent, so its first keepalive is
+    // due at once (not one interval after the slow creation returned), and goes where the
+    // creation got through (not through the silent endpoints again).
+    std::thread::sleep(3 * SECOND);
+    assert_eq!(
+        session.status(),
+        SessionStatus::Held,
+        "{}",
+        session.lost_reason()
+    );
 }
 
 #[test]

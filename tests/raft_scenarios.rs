@@ -861,3 +861,66 @@ fn membership_regression_seeds_pass() {
         assert!(report.conf_changes > 0, "no membership change was made");
     }
 }
+
+/// Ticks from `crashed`'s crash until another node leads (at most `limit`).
+fn ticks_to_new_leader(c: &mut Cluster, crashed: NodeId, limit: u64) -> Option<u64> {
+    for tick in 1..=limit {
+        c.run_ticks(1);
+        assert_safe(c);
+        let replaced = c
+            .ids()
+            .iter()
+            .any(|&id| id != crashed && c.raft(id).is_some_and(|r| r.role() == Role::Leader));
+        if replaced {
+            return Some(tick);
+        }
+    }
+    None
+}
+
+#[test]
+fn a_crashed_leader_whose_connections_broke_is_replaced_sooner_than_its_election_timeout() {
+    let mut took = Vec::new();
+    for seed in 0..20 {
+        let mut c = cluster(3, 700 + seed);
+        let leader = elect(&mut c);
+        c.run_ticks(3);
+        c.crash(leader);
+        // What the transport reports when a peer's process dies: its connections break.
+        for id in others(&c, leader) {
+            c.raft_mut(id).unwrap().leader_connection_lost(leader);
+        }
+        let ticks = ticks_to_new_leader(&mut c, leader, 10 * ELECTION_TICKS);
+        took.push(ticks.unwrap_or_else(|| panic!("seed {seed}: no new leader")));
+    }
+    took.sort_unstable();
+    // Without the broken connections every one would wait a whole randomized election
+    // timeout (at least ELECTION_TICKS) from the leader's last heartbeat; with them, a random
+    // part of one (more when two candidates split the vote).
+    let median = took[took.len() / 2];
+    assert!(
+        median < ELECTION_TICKS / 2 + 2,
+        "ticks to a new leader: {took:?}"
+    );
+}
+
+#[test]
+fn a_broken_connection_from_a_live_leader_does_not_depose_it() {
+    let mut c = cluster(3, 720);
+    let leader = elect(&mut c);
+    c.run_ticks(3);
+    let term = c.raft(leader).unwrap().term();
+    let follower = others(&c, leader)[0];
+    for _ in 0..20 {
+        c.raft_mut(follower).unwrap().leader_connection_lost(leader);
+        c.run_ticks(ELECTION_TICKS / 2);
+    }
+    c.run_ticks(10 * ELECTION_TICKS);
+    assert_safe(&c);
+    assert_eq!(c.leader(), Some(leader));
+    assert_eq!(
+        c.raft(leader).unwrap().term(),
+        term,
+        "an election was forced"
+    );
+}

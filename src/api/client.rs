@@ -153,6 +153,20 @@ impl Client {
         Ok(client)
     }
 
+    /// The address this client last reached the cluster through (usually the leader's).
+    pub(crate) fn last_endpoint(&self) -> Option<String> {
+        let inner = self.inner.lock();
+        match &inner.connection {
+            Some((_, address)) => Some(address.clone()),
+            None => inner.preferred.clone(),
+        }
+    }
+
+    /// Makes `endpoint` the first one the next call tries.
+    pub(crate) fn prefer(&self, endpoint: String) {
+        self.inner.lock().preferred = Some(endpoint);
+    }
+
     /// A handle that cancels this client's call in progress from another thread.
     pub fn cancel_handle(&self) -> CancelHandle {
         CancelHandle {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use super::client::{CancelHandle, Client, ClientConfig};
+use super::client::{CancelHandle, Client};
 use super::session::{boot_now, SessionShared, SessionStatus};
 use crate::error::{Error, Result};
 use crate::limits::EXPIRE_BATCH_MAX;
@@ -100,8 +100,15 @@ fn hubs() -> &'static Mutex<Vec<Arc<Hub>>> {
     HUBS.get_or_init(|| Mutex::new(Vec::new()))
 }
 
-/// Starts keeping `shared` alive; returns its hub (for [`Hub::deregister`]).
-pub(crate) fn register(config: &ClientConfig, shared: Arc<SessionShared>) -> Result<Arc<Hub>> {
+/// Starts keeping `shared` alive, the first keepalive going one interval after `created`
+/// (when the request that created it was sent: its safe time runs from then, so a creation
+/// that took long leaves less of it); returns its hub (for [`Hub::deregister`]).
+pub(crate) fn register(
+    through: &Client,
+    shared: Arc<SessionShared>,
+    created: Instant,
+) -> Result<Arc<Hub>> {
+    let config = through.config();
     let key = HubKey {
         endpoints: config.endpoints.clone(),
         cluster: config.cluster,
@@ -111,6 +118,11 @@ pub(crate) fn register(config: &ClientConfig, shared: Arc<SessionShared>) -> Res
         Some(hub) => hub.clone(),
         None => {
             let client = Client::connect(config.clone())?;
+            // Where the session was just created is where its first keepalive should go
+            // (the endpoints before it may be down or slow).
+            if let Some(endpoint) = through.last_endpoint() {
+                client.prefer(endpoint);
+            }
             let hub = Arc::new(Hub {
                 key,
                 state: Mutex::new(State {
@@ -134,7 +146,7 @@ pub(crate) fn register(config: &ClientConfig, shared: Arc<SessionShared>) -> Res
         }
     };
     let id = shared.id;
-    let at = Instant::now() + shared.ttl / 3 - COALESCE;
+    let at = created + shared.ttl / 3 - COALESCE;
     let mut state = hub.state.lock();
     let entry = Entry {
         shared,

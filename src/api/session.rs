@@ -215,6 +215,7 @@ impl Session {
             )));
         }
         let sent = boot_now();
+        let created = Instant::now();
         let reply = client.write_until(
             Command::CreateSession { ttl_ms },
             deadline_after(client.config().timeout),
@@ -240,7 +241,7 @@ impl Session {
             taken: Mutex::new(std::collections::BTreeSet::new()),
             cancel_generation: std::sync::atomic::AtomicU64::new(0),
         });
-        let hub = keepalive::register(client.config(), shared.clone())?;
+        let hub = keepalive::register(&client, shared.clone(), created)?;
         Ok(Session {
             shared,
             client,

@@ -629,6 +629,9 @@ impl EventLoop {
         self.free_slots.push(slot);
         self.watches.remove_connection(slot);
         let mut repeated_failure = false;
+        if let Peer::InboundMember(id) = connection.peer {
+            self.raft.leader_connection_lost(id);
+        }
         if let Peer::OutboundMember(id) = connection.peer {
             if let Some(link) = self.links.get_mut(&id) {
                 // Log a member going away once, not on every reconnection attempt.

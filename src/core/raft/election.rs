@@ -142,6 +142,19 @@ impl<S: Storage> Raft<S> {
         }
     }
 
+    /// The transport saw the connection `from` opened to us break (its process died, or the
+    /// network between us failed). When `from` is our leader, its lease is over at once: we
+    /// grant votes again, and campaign after a random part of one election timeout instead of
+    /// a whole one. A leader that is in fact alive loses nothing: its next heartbeat restarts
+    /// our timer, and until then pre-vote keeps us from raising the term unless a majority
+    /// lost it too. This is what makes a crashed leader's replacement quicker than the
+    /// election timeout alone would allow.
+    pub fn leader_connection_lost(&mut self, from: NodeId) {
+        if self.role != Role::Leader && from != NO_NODE && self.leader == from {
+            self.election_elapsed = self.election_elapsed.max(self.config.election_ticks);
+        }
+    }
+
     /// Asks the leader to hand leadership to `target`, which campaigns as soon as its log is
     /// up to date. New proposals are refused until the transfer completes or times out.
     pub fn transfer_leader(&mut self, target: NodeId) -> Result<()> {
