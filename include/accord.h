@@ -543,7 +543,10 @@ accord_result accord_client_connect(const char *endpoints,
                                     struct accord_client **client_out);
 
 /*
- Closes the client: later calls on it return `ACCORD_ERR_SHUTDOWN`. Idempotent.
+ Closes the client: later calls on it return `ACCORD_ERR_SHUTDOWN`, and the call in
+ progress on its connection, if any, is cancelled (also when a session opened from this
+ client is making it: sessions issue their commands through their client's connection;
+ they keep working after the close). Idempotent.
  */
 accord_result accord_client_close(const struct accord_client *client);
 

@@ -41,6 +41,10 @@ func WithTTL(ttl time.Duration) SessionOption { return func(o *sessionOptions) {
 type Session struct {
 	mu  sync.RWMutex
 	ptr *C.accord_session
+	// client is the client the session was opened from: the session issues its commands
+	// through that client's connection, so the client must not be finalized (closed) while
+	// the session is in use.
+	client *Client
 	// done is closed once the session is lost or closed (made by Done's first call).
 	doneOnce sync.Once
 	done     chan struct{}
@@ -65,7 +69,7 @@ func (c *Client) NewSession(ctx context.Context, opts ...SessionOption) (*Sessio
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{ptr: ptr}
+	s := &Session{ptr: ptr, client: c}
 	runtime.SetFinalizer(s, func(s *Session) { s.free() })
 	return s, nil
 }

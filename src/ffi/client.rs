@@ -70,7 +70,10 @@ pub unsafe extern "C" fn accord_client_connect(
     })
 }
 
-/// Closes the client: later calls on it return `ACCORD_ERR_SHUTDOWN`. Idempotent.
+/// Closes the client: later calls on it return `ACCORD_ERR_SHUTDOWN`, and the call in
+/// progress on its connection, if any, is cancelled (also when a session opened from this
+/// client is making it: sessions issue their commands through their client's connection;
+/// they keep working after the close). Idempotent.
 #[no_mangle]
 pub unsafe extern "C" fn accord_client_close(client: *const accord_client) -> accord_result {
     guard(|| {
