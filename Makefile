@@ -10,14 +10,14 @@ CRASH_CYCLES_CI ?= 50
 CRASH_CYCLES_LONG ?= 500
 # Scratch space for crash tests and the WAL benchmark: on the disk being measured.
 SCRATCH ?= target/scratch
-# Fuzzing: seconds per target in `make test` (CI) and in `make fuzz`.
+# Fuzzing: seconds per target in `make test` (CI) and in `make fuzz` (DURATION=... overrides).
 FUZZ_SECONDS_CI ?= 15
-FUZZ_SECONDS_LONG ?= 300
-FUZZ_TARGETS := wal_record snapshot_file
-# Fault testing of real processes: seconds of faults in `make test` (CI) and by default in
-# `make torture` (DURATION=... for more), and the members (NODES=3 or 5).
+FUZZ_SECONDS_LONG ?= $(or $(DURATION),300)
+FUZZ_TARGETS := wal_record snapshot_file frame command
+# Fault testing of real processes: seconds of faults in `make test` (CI) and in
+# `make torture` (DURATION=... overrides), and the members (NODES=3 or 5).
 TORTURE_SECONDS_CI ?= 120
-DURATION ?= 600
+TORTURE_SECONDS_LONG ?= $(or $(DURATION),600)
 NODES ?= 3
 # cargo-fuzz passes sanitizer flags that rustc accepts only on nightly; this machine has the
 # stable toolchain alone, and RUSTC_BOOTSTRAP=1 lets stable accept them.
@@ -35,7 +35,7 @@ help:
 	@echo "make sim-long  - $(SIM_SEEDS_LONG) simulated seeds on 5 nodes, then as many with membership changes (long)"
 	@echo "make crashtest - $(CRASH_CYCLES_LONG) kill -9 / recover cycles of a process writing the WAL"
 	@echo "make fuzz      - fuzz each decoder ($(FUZZ_TARGETS)) for $(FUZZ_SECONDS_LONG) s"
-	@echo "make torture   - $(DURATION) s of faults on $(NODES) real server processes under load, histories"
+	@echo "make torture   - $(TORTURE_SECONDS_LONG) s of faults on $(NODES) real server processes under load, histories"
 	@echo "                 checked by Porcupine and accord's checker (DURATION=..., NODES=3|5)"
 	@echo "make bench     - core consensus benchmark (throughput, allocations)"
 	@echo "make bench-wal - WAL append cost next to raw fdatasync on the disk of $(SCRATCH)"
@@ -200,7 +200,7 @@ bench-compare: build $(ETCD)
 # checker, plus mutex, queue and watch checks. Ends with one `torture: ...` line; non-zero
 # exit on any violation.
 torture: deps build
-	cd torture && go run . --accord $(abspath $(ACCORD)) --duration $(DURATION) --nodes $(NODES)
+	cd torture && go run . --accord $(abspath $(ACCORD)) --duration $(TORTURE_SECONDS_LONG) --nodes $(NODES)
 
 test-torture: deps build
 	cd torture && go run . --accord $(abspath $(ACCORD)) --duration $(TORTURE_SECONDS_CI) --nodes 3
