@@ -206,6 +206,11 @@ pub const CONNECTIONS_MAX: usize = 4096;
 /// Client requests waiting for an answer on one node.
 pub const PENDING_CLIENT_REQUESTS_MAX: usize = 65_536;
 
+/// Connections one source address may hold open to a member at once (clients and members
+/// alike): one misbehaving host cannot take every slot of [`CONNECTIONS_MAX`] from the
+/// others. Past it, a new connection is answered with a refusal that names the limit.
+pub const CONNECTIONS_PER_SOURCE_MAX: usize = 1024;
+
 /// Commands queued from other threads to a node's event loop.
 pub const NODE_COMMAND_QUEUE_MAX: usize = 4096;
 
@@ -245,6 +250,7 @@ const _: () = assert!(FRAME_BYTES_MAX < u32::MAX as usize);
 // A range reply (the budget plus one key over it, plus framing) must fit in a frame.
 const _: () = assert!(RANGE_BYTES_MAX + ENTRY_BYTES_MAX + 1024 < FRAME_BYTES_MAX);
 const _: () = assert!(CONNECTION_SEND_BYTES_MAX >= 2 * FRAME_BYTES_MAX);
+const _: () = assert!(CONNECTIONS_PER_SOURCE_MAX < CONNECTIONS_MAX);
 const _: () = assert!(UNCOMMITTED_BYTES_MAX >= 2 * APPEND_BYTES_MAX);
 const _: () = assert!(ELECTION_TICKS_MIN >= 3);
 const _: () = assert!(ELECTION_TICKS_MIN < ELECTION_TICKS_MAX);

@@ -278,6 +278,88 @@ fn bad_input_closes_only_the_offending_connection() {
     );
 }
 
+/// A connection to `to` from the loopback address `source` (bound before connecting).
+fn connect_from(source: [u8; 4], to: std::net::SocketAddr) -> std::io::Result<TcpStream> {
+    use std::os::fd::FromRawFd;
+    let std::net::SocketAddr::V4(to) = to else {
+        panic!("IPv4 only");
+    };
+    let address = |ip: [u8; 4], port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(ip),
+        },
+        sin_zero: [0; 8],
+    };
+    let length = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket calls on a descriptor this function owns (wrapped in a TcpStream
+    // at once, which closes it on every path).
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let stream = TcpStream::from_raw_fd(fd);
+        let local = address(source, 0);
+        if libc::bind(fd, &local as *const _ as *const libc::sockaddr, length) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let remote = address(to.ip().octets(), to.port());
+        if libc::connect(fd, &remote as *const _ as *const libc::sockaddr, length) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(stream)
+    }
+}
+
+#[test]
+fn one_source_address_cannot_take_every_connection_from_the_others() {
+    let cluster = start(3, "per-source");
+    cluster.wait_for_leader(None, LEADER_WAIT).unwrap();
+    let member: std::net::SocketAddr = cluster.address(1).unwrap().to_string().parse().unwrap();
+    // Another host (127.0.0.2) opens the limit's worth of connections that never speak...
+    let limit = accord::limits::CONNECTIONS_PER_SOURCE_MAX;
+    let flood: Vec<TcpStream> = (0..limit)
+        .map(|_| connect_from([127, 0, 0, 2], member).unwrap())
+        .collect();
+    // ... and its next one is refused, with the limit named.
+    let mut over = connect_from([127, 0, 0, 2], member).unwrap();
+    over.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let _ = over.write_all(&hello(1));
+    let mut reply = Vec::new();
+    let _ = over.read_to_end(&mut reply);
+    match wire::decode(&reply) {
+        wire::Decoded::Frame(Frame::Refused(why), _) => {
+            assert!(why.contains("too many connections from 127.0.0.2"), "{why}");
+            assert!(why.contains(&limit.to_string()), "{why}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // Every other client is served as before, by that member too.
+    let client = Client::connect(ClientConfig::new(vec![member.to_string()])).unwrap();
+    client.put(b"still", b"served").unwrap();
+    assert_eq!(client.get(b"still").unwrap().0.unwrap().value, b"served");
+    // The flood's connections freed, its host is welcome again.
+    drop(flood);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut again = connect_from([127, 0, 0, 2], member).unwrap();
+        again
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        again.write_all(&hello(1)).unwrap();
+        let mut buffer = [0u8; 256];
+        let n = again.read(&mut buffer).unwrap_or(0);
+        if let wire::Decoded::Frame(Frame::Welcome { .. }, _) = wire::decode(&buffer[..n]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "127.0.0.2 is still refused");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn a_blocked_call_is_cancelled_from_another_thread() {
     let cluster = start(3, "cancel");

@@ -583,6 +583,13 @@ impl Client {
         inner.connection = Some((stream, address.clone()));
         match read_frame(inner, deadline)? {
             Frame::Welcome { .. } => Ok(()),
+            // A member at its limit for our address: another member may take us.
+            Frame::Refused(why) if why.starts_with("too many connections") => {
+                inner.connection = None;
+                Err(Error::Rejected(format!(
+                    "{address} refused the connection: {why}"
+                )))
+            }
             Frame::Refused(why) => {
                 inner.connection = None;
                 Err(Error::InvalidConfig(format!(

@@ -49,6 +49,9 @@ pub struct Connection {
     pub stream: TcpStream,
     /// Who is on the other end.
     pub peer: Peer,
+    /// The address it came from (accepted connections only; counted against
+    /// `CONNECTIONS_PER_SOURCE_MAX`).
+    pub source: Option<std::net::IpAddr>,
     /// Distinguishes this connection from earlier ones that used the same slot.
     pub serial: u64,
     /// Close once everything queued is written (after a refusal).
@@ -75,6 +78,7 @@ impl Connection {
         Connection {
             stream,
             peer,
+            source: None,
             serial,
             close_after_flush: false,
             listed_dirty: false,

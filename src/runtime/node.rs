@@ -19,7 +19,7 @@
 //! most every `max(snapshot_every_entries, keys / 2)` applied entries.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,7 +34,7 @@ use super::members;
 use super::metrics::{self, Metrics};
 use super::storage::{StorageOptions, WalStorage};
 use super::wire::{
-    Answer, Caller, ClientOp, ClientReply, Frame, MemberHealth, MembershipOp, MembershipView,
+    self, Answer, Caller, ClientOp, ClientReply, Frame, MemberHealth, MembershipOp, MembershipView,
     Query, SnapshotOp, Status,
 };
 use crate::core::raft::{ConfChange, Config, Message, Raft, Ready, Role, Storage};
@@ -43,9 +43,9 @@ use crate::core::state::watch::{WatchHub, WatchKey, WatchRefused};
 use crate::core::state::{Command, Event, EventKind, Request, StateMachine};
 use crate::error::{Error, Result};
 use crate::limits::{
-    CONNECTIONS_MAX, EVENTS_PER_FRAME_MAX, LAG_BYTES_SCAN_ENTRIES_MAX, NODE_COMMAND_QUEUE_MAX,
-    PENDING_CLIENT_REQUESTS_MAX, POLL_EVENTS_MAX, RANGE_BYTES_MAX, RANGE_KEY_OVERHEAD_BYTES,
-    REPEATED_WARNING_INTERVAL_MS, SNAPSHOT_CHUNK_BYTES, WARNED_KEYS_MAX,
+    CONNECTIONS_MAX, CONNECTIONS_PER_SOURCE_MAX, EVENTS_PER_FRAME_MAX, LAG_BYTES_SCAN_ENTRIES_MAX,
+    NODE_COMMAND_QUEUE_MAX, PENDING_CLIENT_REQUESTS_MAX, POLL_EVENTS_MAX, RANGE_BYTES_MAX,
+    RANGE_KEY_OVERHEAD_BYTES, REPEATED_WARNING_INTERVAL_MS, SNAPSHOT_CHUNK_BYTES, WARNED_KEYS_MAX,
     WATCH_CONNECTION_BACKLOG_BYTES_MAX,
 };
 use crate::types::{ConfState, EntryKind, NodeId, Payload};
@@ -300,6 +300,9 @@ pub struct EventLoop {
     read_backlog: Vec<usize>,
     /// When the connection limit was last logged.
     limit_logged: Option<Instant>,
+    /// Accepted connections open per source address (bounded by `CONNECTIONS_MAX` entries:
+    /// an address leaves the map with its last connection).
+    sources: HashMap<std::net::IpAddr, usize>,
     /// Draws reconnection jitter (seeded per process; only timing depends on it).
     jitter: crate::core::rng::Rng,
     /// The event history and the client connections' watches.
@@ -445,6 +448,7 @@ impl EventLoop {
             dirty: Vec::new(),
             read_backlog: Vec::new(),
             limit_logged: None,
+            sources: HashMap::new(),
             watches: WatchHub::new(state_revision),
             session_clock: SessionClock::new(),
             started: now,
@@ -627,6 +631,14 @@ impl EventLoop {
         };
         let _ = self.poll.registry().deregister(&mut connection.stream);
         self.free_slots.push(slot);
+        if let Some(source) = connection.source {
+            if let Some(open) = self.sources.get_mut(&source) {
+                *open -= 1;
+                if *open == 0 {
+                    self.sources.remove(&source);
+                }
+            }
+        }
         self.watches.remove_connection(slot);
         let mut repeated_failure = false;
         if let Peer::InboundMember(id) = connection.peer {
@@ -659,10 +671,27 @@ impl EventLoop {
         // Bounded by the listener's backlog and CONNECTIONS_MAX.
         loop {
             match self.listener.accept() {
-                Ok((stream, _)) => {
+                Ok((stream, from)) => {
                     let _ = stream.set_nodelay(true);
+                    let source = from.ip();
+                    let open = self.sources.get(&source).copied().unwrap_or(0);
+                    if open >= CONNECTIONS_PER_SOURCE_MAX {
+                        self.refuse_at_once(
+                            stream,
+                            format!(
+                                "too many connections from {source} ({open} open; the limit \
+                                 is {CONNECTIONS_PER_SOURCE_MAX} per source address)"
+                            ),
+                        );
+                        continue;
+                    }
                     // Over the connection limit the stream is dropped (closed) at once.
-                    let _ = self.add_connection(stream, Peer::Unknown);
+                    if let Some(slot) = self.add_connection(stream, Peer::Unknown) {
+                        if let Some(Some(connection)) = self.connections.get_mut(slot) {
+                            connection.source = Some(source);
+                            *self.sources.entry(source).or_insert(0) += 1;
+                        }
+                    }
                 }
                 Err(error) if error.kind() == ErrorKind::WouldBlock => return,
                 Err(error) if error.kind() == ErrorKind::Interrupted => continue,
@@ -672,6 +701,18 @@ impl EventLoop {
                 }
             }
         }
+    }
+
+    /// Answers a caller refused before it had a slot with a `Refused` frame (best effort:
+    /// the frame is small and the fresh socket's buffer empty) and closes it.
+    fn refuse_at_once(&mut self, stream: TcpStream, why: String) {
+        let mut bytes = Vec::new();
+        wire::encode(&Frame::Refused(why.clone()), &mut bytes);
+        let _ = (&stream).write(&bytes);
+        self.warn_now_and_then(
+            (Repeated::RefusedConnection, 0),
+            format!("refused a connection: {why}"),
+        );
     }
 
     fn connect_links(&mut self) {
