@@ -13,7 +13,7 @@ SCRATCH ?= target/scratch
 # Fuzzing: seconds per target in `make test` (CI) and in `make fuzz` (DURATION=... overrides).
 FUZZ_SECONDS_CI ?= 15
 FUZZ_SECONDS_LONG ?= $(or $(DURATION),300)
-FUZZ_TARGETS := wal_record snapshot_file frame command
+FUZZ_TARGETS := wal_record snapshot_file frame command c_abi
 # Fault testing of real processes: seconds of faults in `make test` (CI) and in
 # `make torture` (DURATION=... overrides), and the members (NODES=3 or 5).
 TORTURE_SECONDS_CI ?= 120
