@@ -133,3 +133,75 @@ fn a_member_serves_its_metrics_in_the_prometheus_text_format() {
     assert!(std::net::TcpStream::connect(metrics).is_err());
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Every file under `dir` (recursively) and its mode, and every directory's.
+fn modes(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, u32, bool)>) {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let meta = entry.metadata().unwrap();
+        out.push((
+            entry.path(),
+            meta.permissions().mode() & 0o777,
+            meta.is_dir(),
+        ));
+        if meta.is_dir() {
+            modes(&entry.path(), out);
+        }
+    }
+}
+
+#[test]
+fn a_data_directory_and_every_file_in_it_are_private_to_their_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = std::env::temp_dir().join(format!("accord-private-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let listen = free_addresses(1)[0];
+    let dir = root.join("n1");
+    let mut config = NodeConfig::new(1, listen, [(1, listen)].into(), dir.clone());
+    config.tick = Duration::from_millis(20);
+    config.snapshot_every_entries = 10; // snapshot files too
+    let node = Node::start(config).unwrap();
+    let client = node.client().unwrap();
+    for i in 0..50 {
+        client.put(format!("k{i}").as_bytes(), b"secret").unwrap();
+    }
+    let session = accord::api::session(&client, Duration::from_secs(10)).unwrap();
+    drop(session);
+    let mut found = Vec::new();
+    modes(&dir, &mut found);
+    assert!(
+        found
+            .iter()
+            .any(|(path, _, _)| path.to_string_lossy().contains("snap")),
+        "no snapshot file was written: {found:?}"
+    );
+    let dir_mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(dir_mode, 0o700, "{}", dir.display());
+    for (path, mode, is_dir) in &found {
+        let expected = if *is_dir { 0o700 } else { 0o600 };
+        assert_eq!(*mode, expected, "{} is {mode:o}", path.display());
+    }
+    drop(node);
+    // A data directory left readable by others (by an earlier version) is made private
+    // when a member opens it.
+    for (path, _, is_dir) in &found {
+        let open = if *is_dir { 0o755 } else { 0o644 };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(open)).unwrap();
+    }
+    let mut config = NodeConfig::new(1, listen, [(1, listen)].into(), dir.clone());
+    config.tick = Duration::from_millis(20);
+    let node = Node::start(config).unwrap();
+    let mut again = Vec::new();
+    modes(&dir, &mut again);
+    for (path, mode, is_dir) in &again {
+        let expected = if *is_dir { 0o700 } else { 0o600 };
+        assert_eq!(
+            *mode,
+            expected,
+            "after a restart, {} is {mode:o}",
+            path.display()
+        );
+    }
+    drop(node);
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -57,8 +57,16 @@ fn save(mut args: Args, file: PathBuf) -> Result<ExitCode, String> {
     args.finish_keeping_words()?;
     let temporary = file.with_extension("partial");
     let mut out = std::io::BufWriter::new(
-        std::fs::File::create(&temporary)
-            .map_err(|e| format!("creating {}: {e}", temporary.display()))?,
+        // Owner-only (0600), as in a data directory: a backup holds every key and value.
+        std::os::unix::fs::OpenOptionsExt::mode(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true),
+            0o600,
+        )
+        .open(&temporary)
+        .map_err(|e| format!("creating {}: {e}", temporary.display()))?,
     );
     let (index, bytes) = client.save_snapshot(&mut out).map_err(|e| e.to_string())?;
     let written = out

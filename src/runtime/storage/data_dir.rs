@@ -2,7 +2,7 @@
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -30,6 +30,7 @@ impl DataDir {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(&lock_path)
             .map_err(|e| Error::io(format!("opening {}", lock_path.display()), &e))?;
         // SAFETY: flock on a file descriptor we own; no memory is shared with the kernel.
@@ -52,6 +53,9 @@ impl DataDir {
         };
         record_pid(&mut lock)
             .map_err(|e| Error::io(format!("writing {}", lock_path.display()), &e))?;
+        // Files an earlier version left readable by others are made private too.
+        make_private(path, 2)
+            .map_err(|e| Error::io(format!("restricting {} to its owner", path.display()), &e))?;
         Ok(DataDir {
             path: path.to_path_buf(),
             _lock: lock,
@@ -89,6 +93,34 @@ fn create_private_dir(path: &Path) -> Result<()> {
         let _ = super::sync_dir(parent);
     }
     Ok(())
+}
+
+/// Sets every file under `dir` to 0600 and every directory to 0700, `depth` levels down
+/// (a data directory has one level of subdirectories; bounded by their entries).
+fn make_private(dir: &Path, depth: u32) -> std::io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        let wanted = if meta.is_dir() { 0o700 } else { 0o600 };
+        if meta.permissions().mode() & 0o777 != wanted {
+            fs::set_permissions(entry.path(), fs::Permissions::from_mode(wanted))?;
+        }
+        if meta.is_dir() && depth > 1 {
+            make_private(&entry.path(), depth - 1)?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates (or truncates) the file `path` for writing, readable and writable by its owner
+/// only (0600): a data directory holds every key and value, and nobody else may read them.
+pub(crate) fn create_private_file(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
 }
 
 #[cfg(test)]

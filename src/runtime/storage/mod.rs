@@ -580,7 +580,7 @@ fn bootstrap_conf(
             let temporary = dir.join(format!("{BOOTSTRAP_FILE}.tmp"));
             let write = || -> std::io::Result<()> {
                 use std::io::Write;
-                let mut file = std::fs::File::create(&temporary)?;
+                let mut file = data_dir::create_private_file(&temporary)?;
                 file.write_all(&bytes)?;
                 file.sync_all()?;
                 std::fs::rename(&temporary, &path)?;

@@ -122,7 +122,7 @@ pub fn save(dir: &Path, meta: &SnapshotMeta, data: &[u8]) -> Result<PathBuf> {
     let header = header(meta, data.len());
     let crc = crc32c::crc32c_append(crc32c::crc32c(&header), data);
     let write = || -> std::io::Result<()> {
-        let mut file = fs::File::create(&temp)?;
+        let mut file = super::data_dir::create_private_file(&temp)?;
         file.write_all(&header)?;
         file.write_all(data)?;
         file.write_all(&crc.to_le_bytes())?;
@@ -182,7 +182,7 @@ pub fn write_unsynced(
     let temp = dir.join(format!("{name}.tmp"));
     let header = header(meta, data_bytes);
     let write = || -> std::io::Result<fs::File> {
-        let file = fs::File::create(&temp)?;
+        let file = super::data_dir::create_private_file(&temp)?;
         let mut out = Checksummed {
             inner: std::io::BufWriter::with_capacity(256 * 1024, file),
             crc: crc32c::crc32c(&header),

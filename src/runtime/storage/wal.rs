@@ -25,7 +25,7 @@
 //! same way). Everything before the last batch is protected.
 
 use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::record::{self, Decoded, Record};
@@ -400,6 +400,7 @@ fn zero_filled(path: &Path, bytes: u64) -> std::io::Result<File> {
         .write(true)
         .create(true)
         .truncate(true)
+        .mode(0o600) // see `data_dir::create_private_file`
         .open(path)?;
     let zeros = vec![0u8; 1 << 20];
     let mut offset = 0;
