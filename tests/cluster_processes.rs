@@ -361,6 +361,80 @@ fn one_source_address_cannot_take_every_connection_from_the_others() {
 }
 
 #[test]
+fn every_size_limit_is_refused_with_a_clear_error_and_others_are_served() {
+    use accord::api::{Compare, Condition, Op};
+    use accord::error::Error;
+    use accord::limits::{KEY_BYTES_MAX, SESSION_TTL_MS_MAX, TXN_OPERATIONS_MAX, VALUE_BYTES_MAX};
+    let cluster = start(3, "size-limits");
+    cluster.wait_for_leader(None, LEADER_WAIT).unwrap();
+    let config = ClientConfig {
+        timeout: Duration::from_secs(5),
+        ..ClientConfig::new(cluster.endpoints())
+    };
+    let offender = Client::connect(config.clone()).unwrap();
+    let bystander = Client::connect(config.clone()).unwrap();
+    let served = |round: &str| {
+        let value = format!("after {round}");
+        bystander.put(b"bystander", value.as_bytes()).unwrap();
+        assert_eq!(
+            bystander.get(b"bystander").unwrap().0.unwrap().value,
+            value.as_bytes()
+        );
+    };
+    let invalid = |what: &str, result: Result<u64, Error>, words: &str| {
+        let started = Instant::now();
+        match result {
+            Err(Error::InvalidArgument(why)) => assert!(why.contains(words), "{what}: {why}"),
+            other => panic!("{what}: {other:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{what} took {:?}",
+            started.elapsed()
+        );
+    };
+    let long_key = vec![b'k'; KEY_BYTES_MAX + 1];
+    invalid("a key over the limit", offender.put(&long_key, b"v"), "key");
+    served("a long key");
+    invalid("an empty key", offender.put(b"", b"v"), "key");
+    served("an empty key");
+    let long_value = vec![b'v'; VALUE_BYTES_MAX + 1];
+    invalid(
+        "a value over the limit",
+        offender.put(b"k", &long_value),
+        "value",
+    );
+    served("a long value");
+    let ops: Vec<Op> = (0..=TXN_OPERATIONS_MAX)
+        .map(|i| Op::Put {
+            key: format!("t{i}").into_bytes(),
+            value: b"v".to_vec(),
+        })
+        .collect();
+    let compare = vec![Condition {
+        key: b"t0".to_vec(),
+        compare: Compare::Exists(false),
+    }];
+    invalid(
+        "a transaction over the limit",
+        offender
+            .txn(compare, ops, Vec::new())
+            .map(|(_, revision)| revision),
+        "operations",
+    );
+    served("a long transaction");
+    let ttl = Duration::from_millis(SESSION_TTL_MS_MAX + 1);
+    invalid(
+        "a session TTL over the limit",
+        accord::api::Session::create(config, ttl).map(|s| s.id()),
+        "TTL",
+    );
+    served("a long TTL");
+    // The offender's own connection still works for valid requests.
+    offender.put(b"k", b"fine").unwrap();
+}
+
+#[test]
 fn a_blocked_call_is_cancelled_from_another_thread() {
     let cluster = start(3, "cancel");
     cluster.wait_for_leader(None, LEADER_WAIT).unwrap();
