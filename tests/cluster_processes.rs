@@ -318,10 +318,15 @@ fn one_source_address_cannot_take_every_connection_from_the_others() {
     let cluster = start(3, "per-source");
     cluster.wait_for_leader(None, LEADER_WAIT).unwrap();
     let member: std::net::SocketAddr = cluster.address(1).unwrap().to_string().parse().unwrap();
-    // Another host (127.0.0.2) opens the limit's worth of connections that never speak...
+    // Another host (127.0.0.2) opens the limit's worth of connections (each says Hello, so
+    // that none is dropped for silence however long opening them all takes)...
     let limit = accord::limits::CONNECTIONS_PER_SOURCE_MAX;
     let flood: Vec<TcpStream> = (0..limit)
-        .map(|_| connect_from([127, 0, 0, 2], member).unwrap())
+        .map(|_| {
+            let mut stream = connect_from([127, 0, 0, 2], member).unwrap();
+            stream.write_all(&hello(1)).unwrap();
+            stream
+        })
         .collect();
     // ... and its next one is refused, with the limit named.
     let mut over = connect_from([127, 0, 0, 2], member).unwrap();
