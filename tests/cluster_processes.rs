@@ -386,9 +386,9 @@ fn every_size_limit_is_refused_with_a_clear_error_and_others_are_served() {
             value.as_bytes()
         );
     };
-    let invalid = |what: &str, result: Result<u64, Error>, words: &str| {
+    let invalid = |what: &str, call: &dyn Fn() -> Result<u64, Error>, words: &str| {
         let started = Instant::now();
-        match result {
+        match call() {
             Err(Error::InvalidArgument(why)) => assert!(why.contains(words), "{what}: {why}"),
             other => panic!("{what}: {other:?}"),
         }
@@ -399,14 +399,18 @@ fn every_size_limit_is_refused_with_a_clear_error_and_others_are_served() {
         );
     };
     let long_key = vec![b'k'; KEY_BYTES_MAX + 1];
-    invalid("a key over the limit", offender.put(&long_key, b"v"), "key");
+    invalid(
+        "a key over the limit",
+        &|| offender.put(&long_key, b"v"),
+        "key",
+    );
     served("a long key");
-    invalid("an empty key", offender.put(b"", b"v"), "key");
+    invalid("an empty key", &|| offender.put(b"", b"v"), "key");
     served("an empty key");
     let long_value = vec![b'v'; VALUE_BYTES_MAX + 1];
     invalid(
         "a value over the limit",
-        offender.put(b"k", &long_value),
+        &|| offender.put(b"k", &long_value),
         "value",
     );
     served("a long value");
@@ -422,19 +426,44 @@ fn every_size_limit_is_refused_with_a_clear_error_and_others_are_served() {
     }];
     invalid(
         "a transaction over the limit",
-        offender
-            .txn(compare, ops, Vec::new())
-            .map(|(_, revision)| revision),
+        &|| {
+            offender
+                .txn(compare.clone(), ops.clone(), Vec::new())
+                .map(|(_, revision)| revision)
+        },
         "operations",
     );
     served("a long transaction");
     let ttl = Duration::from_millis(SESSION_TTL_MS_MAX + 1);
     invalid(
         "a session TTL over the limit",
-        accord::api::Session::create(config, ttl).map(|s| s.id()),
+        &|| accord::api::Session::create(config.clone(), ttl).map(|s| s.id()),
         "TTL",
     );
     served("a long TTL");
+    // Reads and watches are held to the member's limits before they are sent (a request the
+    // member's decoder refuses would only get its connection closed, and be retried until
+    // the call's timeout).
+    invalid(
+        "a range prefix over the limit",
+        &|| {
+            offender
+                .range(&long_key, 10)
+                .map(|(_, _, revision)| revision)
+        },
+        "exceeds the limit",
+    );
+    served("a long range prefix");
+    invalid(
+        "a watch prefix over the limit",
+        &|| {
+            offender
+                .watch(accord::api::Space::Kv, &long_key, 0)
+                .map(|(_, watch)| watch)
+        },
+        "exceeds the limit",
+    );
+    served("a long watch prefix");
     // The offender's own connection still works for valid requests.
     offender.put(b"k", b"fine").unwrap();
 }

@@ -430,6 +430,7 @@ impl Client {
         op: ClientOp,
         deadline: Instant,
     ) -> Result<ClientReply> {
+        refuse_what_members_refuse(&op)?;
         let generation = self.cancel.generation.load(Ordering::SeqCst);
         let cancelled = || self.cancel.generation.load(Ordering::SeqCst) != generation;
         let mut last_error = Error::NotLeader { leader: None };
@@ -618,6 +619,7 @@ impl Client {
     /// Sends one request on the open stream connection and waits for its reply (watch frames
     /// arriving meanwhile are kept for [`Client::next_pushed`]).
     pub(crate) fn stream_request(&self, op: &ClientOp, deadline: Instant) -> Result<ClientReply> {
+        refuse_what_members_refuse(op)?;
         let mut inner = self.inner.lock();
         if inner.connection.is_none() {
             return Err(Error::io("watching", &closed()));
@@ -708,6 +710,23 @@ fn read_frame(inner: &mut Inner, deadline: Instant) -> Result<Frame> {
 }
 
 /// `now + timeout`, or a day from now for a timeout too large to add.
+/// Refuses, with the member's own reason, a request the member's decoder would refuse (a
+/// prefix or name over `KEY_BYTES_MAX`, say): sent, it would only get the connection closed,
+/// and the call would retry until its timeout. Writes are checked by `Command::validate`
+/// (and may be large); every other request is small, so encoding and decoding it here
+/// costs next to nothing.
+pub(crate) fn refuse_what_members_refuse(op: &ClientOp) -> Result<()> {
+    if matches!(op, ClientOp::Write(_)) {
+        return Ok(());
+    }
+    let mut bytes = Vec::new();
+    crate::runtime::wire::encode_request(0, op, &mut bytes);
+    match crate::runtime::wire::decode(&bytes) {
+        crate::runtime::wire::Decoded::Invalid(why) => Err(Error::InvalidArgument(why)),
+        _ => Ok(()),
+    }
+}
+
 pub(crate) fn deadline_after(timeout: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(timeout)

@@ -113,6 +113,13 @@ impl WatchStream {
         from: u64,
     ) -> Result<std::result::Result<u64, u64>> {
         let id = self.next_id;
+        // A prefix the member would refuse is refused here, at once, not retried.
+        super::client::refuse_what_members_refuse(&ClientOp::Watch {
+            watch: id,
+            space,
+            prefix: prefix.to_vec(),
+            from,
+        })?;
         self.next_id += 1;
         let state = WatchState {
             space,
