@@ -8,8 +8,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	accord "github.com/accord-engine/accord/bindings/go"
 )
 
 // The mutex workload: holders of mutex "fence" increment a counter with writes fenced by
@@ -48,21 +46,12 @@ func runFencedHolder(ctx context.Context, endpoints []string, ttl time.Duration,
 	}
 	defer c.Close()
 	kv := c.KV()
-	var session *accord.Session
-	defer func() {
-		if session != nil {
-			session.Close()
-		}
-	}()
+	sessions := &sessionKeeper{c: c, ttl: ttl}
+	defer sessions.close()
 	for ctx.Err() == nil {
+		session := sessions.get(ctx, counts)
 		if session == nil {
-			s, err := c.NewSession(ctx, accord.WithTTL(ttl))
-			if err != nil {
-				counts.failed()
-				time.Sleep(100 * time.Millisecond)
-				continue
-			}
-			session = s
+			continue
 		}
 		m := session.Mutex(fenceLock)
 		lockCtx, cancel := context.WithTimeout(ctx, 2*opTimeout)
@@ -70,10 +59,7 @@ func runFencedHolder(ctx context.Context, endpoints []string, ttl time.Duration,
 		cancel()
 		if err != nil {
 			counts.failed()
-			if state, _ := session.State(); state == accord.SessionLost {
-				session.Close()
-				session = nil
-			}
+			sessions.forgetIfLost()
 			continue
 		}
 		callCtx, cancel := context.WithTimeout(context.Background(), opTimeout)

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"sync"
 	"time"
-
-	accord "github.com/accord-engine/accord/bindings/go"
 )
 
 // The queue workload: producers enqueue unique payloads; consumers claim and acknowledge
@@ -61,31 +59,19 @@ func runConsumer(ctx context.Context, endpoints []string, ttl time.Duration, log
 		return
 	}
 	defer c.Close()
-	var session *accord.Session
-	defer func() {
-		if session != nil {
-			session.Close()
-		}
-	}()
+	sessions := &sessionKeeper{c: c, ttl: ttl}
+	defer sessions.close()
 	empty := 0
 	for ctx.Err() == nil {
+		session := sessions.get(ctx, counts)
 		if session == nil {
-			s, err := c.NewSession(ctx, accord.WithTTL(ttl))
-			if err != nil {
-				counts.failed()
-				time.Sleep(100 * time.Millisecond)
-				continue
-			}
-			session = s
+			continue
 		}
 		claimCtx, cancel := context.WithTimeout(ctx, time.Second)
 		claim, err := session.Claim(claimCtx, queueName)
 		cancel()
 		if err != nil {
-			if state, _ := session.State(); state == accord.SessionLost {
-				session.Close()
-				session = nil
-			}
+			sessions.forgetIfLost()
 			if drain {
 				if empty++; empty >= 5 {
 					return
