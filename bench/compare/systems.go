@@ -101,6 +101,18 @@ func (m *members) kill(i int) {
 	}
 }
 
+// killAndTime kills member `victim` (0-based), returns the milliseconds until `write`
+// succeeds again, and starts the member again on its data directory.
+func (m *members) killAndTime(dir string, victim int, write func(ctx context.Context) error) (float64, error) {
+	killed := time.Now()
+	m.kill(victim)
+	took, err := timeUntilWrite(killed, write)
+	if err != nil {
+		return 0, err
+	}
+	return took, m.restart(dir, victim)
+}
+
 // timeUntilWrite retries `write` until it succeeds; the milliseconds since `since`.
 func timeUntilWrite(since time.Time, write func(ctx context.Context) error) (float64, error) {
 	deadline := since.Add(60 * time.Second)
@@ -265,17 +277,10 @@ func (s *accordSystem) failover() (float64, error) {
 	if status.Leader == 0 {
 		return 0, fmt.Errorf("no leader known")
 	}
-	killed := time.Now()
-	victim := int(status.Leader) - 1
-	s.kill(victim)
-	took, err := timeUntilWrite(killed, func(ctx context.Context) error {
+	return s.killAndTime(s.dir, int(status.Leader)-1, func(ctx context.Context) error {
 		_, err := c.KV().Put(ctx, []byte("failover"), value)
 		return err
 	})
-	if err != nil {
-		return 0, err
-	}
-	return took, s.restart(s.dir, victim)
 }
 
 type accordClient struct {
@@ -480,16 +485,10 @@ func (s *etcdSystem) failover() (float64, error) {
 	if leader < 0 {
 		return 0, fmt.Errorf("no leader found")
 	}
-	killed := time.Now()
-	s.kill(leader)
-	took, err := timeUntilWrite(killed, func(ctx context.Context) error {
+	return s.killAndTime(s.dir, leader, func(ctx context.Context) error {
 		_, err := c.Put(ctx, "failover", string(value))
 		return err
 	})
-	if err != nil {
-		return 0, err
-	}
-	return took, s.restart(s.dir, leader)
 }
 
 type etcdClient struct {
