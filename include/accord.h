@@ -327,6 +327,12 @@ typedef void (*accord_event_callback)(void *userdata,
 #define ACCORD_ERR_PANIC 1014
 
 /*
+ The client did not authenticate (no valid token or certificate), or its identity lacks
+ the right for this request; the message names the right. Nothing was done or read.
+ */
+#define ACCORD_ERR_PERMISSION_DENIED 1015
+
+/*
  Leading.
  */
 #define ACCORD_ROLE_LEADER 1
@@ -541,6 +547,24 @@ accord_result accord_client_connect(const char *endpoints,
                                     uint64_t cluster_id,
                                     uint32_t timeout_ms,
                                     struct accord_client **client_out);
+
+/*
+ Like `accord_client_connect`, with TLS and a token; each of the four may be NULL.
+ `tls_ca_file`: the cluster CA's PEM file (NULL: plaintext). `tls_cert_file` and
+ `tls_key_file`: this client's certificate and key (PEM), when the members require one
+ (both or neither). `token`: the shared secret the members' access file knows this client
+ by (sent in each connection's greeting; use TLS so the network cannot read it). Files are
+ read here, so a missing or malformed one fails now with `ACCORD_ERR_CONFIG`. A member
+ that refuses the credentials makes calls fail with `ACCORD_ERR_PERMISSION_DENIED`.
+ */
+accord_result accord_client_connect_secure(const char *endpoints,
+                                           uint64_t cluster_id,
+                                           uint32_t timeout_ms,
+                                           const char *tls_ca_file,
+                                           const char *tls_cert_file,
+                                           const char *tls_key_file,
+                                           const char *token,
+                                           struct accord_client **client_out);
 
 /*
  Closes the client: later calls on it return `ACCORD_ERR_SHUTDOWN`, and the call in

@@ -67,7 +67,7 @@ def puts_per_second(binary: str) -> None:
             peers = ",".join(f"{j}={a}" for j, a in members.items() if j != id)
             processes.append(
                 subprocess.Popen(
-                    [binary, "server", "--id", str(id), "--listen", address, "--peers", peers,
+                    [binary, "server", "--plaintext", "--id", str(id), "--listen", address, "--peers", peers,
                      "--data-dir", os.path.join(data, f"n{id}")],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,

@@ -79,6 +79,9 @@ pub enum Error {
     /// The session the call depends on is lost (expired, closed, or no longer provably
     /// alive): whatever it held must be considered gone.
     SessionLost(String),
+    /// The caller did not authenticate, or its identity lacks the right for this request
+    /// (see the access file); the text says which right. Nothing was done or read.
+    PermissionDenied(String),
 }
 
 impl fmt::Display for Error {
@@ -122,6 +125,7 @@ impl fmt::Display for Error {
             Error::Timeout(what) => write!(f, "timed out: {what}"),
             Error::Protocol(what) => write!(f, "protocol error: {what}"),
             Error::SessionLost(why) => write!(f, "session lost: {why}"),
+            Error::PermissionDenied(why) => write!(f, "{why}"),
             Error::StorageFailed(why) => write!(
                 f,
                 "storage failed earlier ({why}); this node no longer acknowledges writes"

@@ -128,6 +128,10 @@ pub const CLIENT_RESULTS_MAX: usize = 100_000;
 /// Sessions alive at once.
 pub const SESSIONS_MAX: usize = 250_000;
 
+/// Sessions one client (one client id) may have alive at once: one buggy or hostile client
+/// cannot take the whole session table from the others.
+pub const SESSIONS_PER_CLIENT_MAX: usize = 20_000;
+
 /// Shortest session TTL, in milliseconds. A session must outlive an election (a new leader
 /// restarts every deadline, but keepalives cannot get through while there is none).
 pub const SESSION_TTL_MS_MIN: u64 = 1_000;
@@ -211,6 +215,10 @@ pub const PENDING_CLIENT_REQUESTS_MAX: usize = 65_536;
 /// others. Past it, a new connection is answered with a refusal that names the limit.
 pub const CONNECTIONS_PER_SOURCE_MAX: usize = 1024;
 
+/// Requests one client connection may have waiting for their answers at once (a client
+/// pipelining without bound would otherwise take the whole `PENDING_CLIENT_REQUESTS_MAX`).
+pub const PENDING_REQUESTS_PER_CONNECTION_MAX: usize = 1024;
+
 /// Commands queued from other threads to a node's event loop.
 pub const NODE_COMMAND_QUEUE_MAX: usize = 4096;
 
@@ -267,3 +275,12 @@ const _: () = assert!(WATCHES_PER_CONNECTION_MAX <= WATCHES_MAX);
 const _: () =
     assert!(WATCH_CONNECTION_BACKLOG_BYTES_MAX + FRAME_BYTES_MAX < CONNECTION_SEND_BYTES_MAX);
 const _: () = assert!(SNAPSHOT_CHUNK_BYTES + 1024 < FRAME_BYTES_MAX);
+
+/// Bytes of a shared-secret token a client may present in its `Hello`.
+pub const TOKEN_BYTES_MAX: usize = 256;
+
+/// Bytes of an access file (roles and users).
+pub const ACCESS_FILE_BYTES_MAX: usize = 1024 * 1024;
+
+/// Grants over all roles of an access file.
+pub const ACCESS_GRANTS_MAX: usize = 10_000;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::api::{Client, ClientConfig, Status};
 use crate::error::{Error, Result};
+use crate::runtime::tls::TlsFiles;
 use crate::types::NodeId;
 
 /// Servers one local cluster may run.
@@ -26,6 +27,9 @@ pub struct LocalCluster {
     joined: std::collections::BTreeSet<NodeId>,
     /// Extra arguments every server gets (tick length, election timeout…).
     pub server_args: Vec<String>,
+    /// With TLS: the CA, and the certificate clients of this cluster present (`None`:
+    /// plaintext on loopback).
+    client_tls: Option<TlsFiles>,
 }
 
 /// Free loopback ports, found by binding port 0 (the port is released before the server
@@ -50,6 +54,19 @@ impl LocalCluster {
         name: &str,
         server_args: &[&str],
     ) -> Result<LocalCluster> {
+        LocalCluster::start_with(binary, nodes, name, server_args, false)
+    }
+
+    /// Like [`LocalCluster::start`]; with `tls`, a throwaway CA signs a certificate for each
+    /// member (`node<id>`) and one for clients (`client`), and every connection uses mutual
+    /// TLS.
+    pub fn start_with(
+        binary: &Path,
+        nodes: usize,
+        name: &str,
+        server_args: &[&str],
+        tls: bool,
+    ) -> Result<LocalCluster> {
         if nodes == 0 || nodes > LOCAL_NODES_MAX {
             return Err(Error::InvalidConfig(format!("1..={LOCAL_NODES_MAX} nodes")));
         }
@@ -69,7 +86,23 @@ impl LocalCluster {
             processes: BTreeMap::new(),
             joined: std::collections::BTreeSet::new(),
             server_args: server_args.iter().map(|s| s.to_string()).collect(),
+            client_tls: None,
         };
+        if tls {
+            let tls_dir = cluster.dir.join("tls");
+            // Up to LOCAL_NODES_MAX members, joined ones included.
+            let mut names: Vec<String> = (1..=LOCAL_NODES_MAX)
+                .map(|id| format!("node{id}"))
+                .collect();
+            names.push("client".into());
+            let hosts = ["127.0.0.1".to_string(), "localhost".to_string()];
+            crate::runtime::tls::write_certificates(&tls_dir, &hosts, &names)?;
+            cluster.client_tls = Some(TlsFiles {
+                ca: tls_dir.join(crate::runtime::tls::CA_FILE),
+                cert: Some(tls_dir.join("client.pem")),
+                key: Some(tls_dir.join("client-key.pem")),
+            });
+        }
         for id in 1..=nodes as NodeId {
             cluster.spawn(id)?;
         }
@@ -96,9 +129,22 @@ impl LocalCluster {
         self.members.values().map(|a| a.to_string()).collect()
     }
 
+    /// The TLS files a client of this cluster uses (`None`: the cluster is plaintext).
+    pub fn client_tls(&self) -> Option<&TlsFiles> {
+        self.client_tls.as_ref()
+    }
+
+    /// A client configuration for `endpoints` of this cluster (with its TLS files).
+    pub fn client_config(&self, endpoints: Vec<String>) -> ClientConfig {
+        ClientConfig {
+            tls: self.client_tls.clone(),
+            ..ClientConfig::new(endpoints)
+        }
+    }
+
     /// A client of the whole cluster.
     pub fn client(&self) -> Result<Client> {
-        Client::connect(ClientConfig::new(self.endpoints()))
+        Client::connect(self.client_config(self.endpoints()))
     }
 
     /// A client that talks to member `id` first.
@@ -106,12 +152,29 @@ impl LocalCluster {
         let first = self.members[&id].to_string();
         let mut endpoints = vec![first.clone()];
         endpoints.extend(self.endpoints().into_iter().filter(|e| *e != first));
-        Client::connect(ClientConfig::new(endpoints))
+        Client::connect(self.client_config(endpoints))
     }
 
     /// Starts (or restarts) member `id`'s process.
     pub fn spawn(&mut self, id: NodeId) -> Result<()> {
         self.spawn_with(id, &[])
+    }
+
+    /// How member `id` secures its connections: its certificate, or plaintext.
+    fn security_args(&self, id: NodeId) -> Vec<String> {
+        let Some(tls) = &self.client_tls else {
+            return vec!["--plaintext".into()];
+        };
+        let dir = tls.ca.parent().unwrap_or(Path::new("."));
+        let file = |name: String| dir.join(name).display().to_string();
+        vec![
+            "--tls-ca".into(),
+            tls.ca.display().to_string(),
+            "--tls-cert".into(),
+            file(format!("node{id}.pem")),
+            "--tls-key".into(),
+            file(format!("node{id}-key.pem")),
+        ]
     }
 
     /// Member `id`'s data directory.
@@ -179,6 +242,7 @@ impl LocalCluster {
             .arg("--data-dir")
             .arg(self.data_dir(id))
             .args(&self.server_args)
+            .args(self.security_args(id))
             .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
@@ -217,7 +281,7 @@ impl LocalCluster {
         for (&id, address) in &self.members {
             let config = ClientConfig {
                 timeout,
-                ..ClientConfig::new(vec![address.to_string()])
+                ..self.client_config(vec![address.to_string()])
             };
             if let Ok(status) =
                 Client::connect(config).and_then(|c| c.status_of(&address.to_string()))

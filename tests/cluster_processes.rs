@@ -232,6 +232,7 @@ fn hello(cluster: u64) -> Vec<u8> {
         &Frame::Hello {
             cluster,
             caller: Caller::Client(99),
+            token: Vec::new(),
         },
         &mut bytes,
     );

@@ -146,6 +146,7 @@ fn error_kind(error: &Error) -> &'static str {
         Error::NotLeader { .. } | Error::Busy(_) | Error::TransferInProgress => "unavailable",
         Error::Rejected(_) => "rejected",
         Error::SessionLost(_) => "session_lost",
+        Error::PermissionDenied(_) => "permission_denied",
         Error::Io { .. } | Error::StorageFailed(_) => "io",
         Error::Corruption { .. } | Error::Corrupt(_) => "corruption",
         Error::DataDirLocked { .. } => "locked",

@@ -464,7 +464,14 @@ fn a_snapshot_saved_from_a_live_cluster_seeds_a_new_one() {
         ]);
         assert_eq!(code, Some(0), "{text}");
         let child = std::process::Command::new(binary)
-            .args(["server", "--id", &(i + 1).to_string(), "--listen", port])
+            .args([
+                "server",
+                "--plaintext",
+                "--id",
+                &(i + 1).to_string(),
+                "--listen",
+                port,
+            ])
             .arg("--data-dir")
             .arg(&dir)
             .args(["--tick-ms", "20"])

@@ -69,7 +69,7 @@ func startCluster(binary, dir string, n int, tickMs, electionTicks int) (*cluste
 				peers = append(peers, fmt.Sprintf("%d=%s", other.id, c.proxies[[2]int{m.id, other.id}].address()))
 			}
 		}
-		m.argv = []string{binary, "server", "--id", strconv.Itoa(m.id), "--listen", m.listen,
+		m.argv = []string{binary, "server", "--plaintext", "--id", strconv.Itoa(m.id), "--listen", m.listen,
 			"--peers", strings.Join(peers, ","), "--data-dir", m.dataDir,
 			"--tick-ms", strconv.Itoa(tickMs), "--election-ticks", strconv.Itoa(electionTicks)}
 		if err := os.MkdirAll(m.dataDir, 0o700); err != nil {

@@ -176,7 +176,7 @@ func (s *accordSystem) start() error {
 		}
 		// 50 ms ticks and elections after 20-40 ticks: the same election timeout as etcd's
 		// default (1 s, randomized up to 2 s), so that failover times compare.
-		err := s.spawn(s.dir, s.binary, "server", "--id", fmt.Sprint(i+1), "--listen", s.endpoints[i],
+		err := s.spawn(s.dir, s.binary, "server", "--plaintext", "--id", fmt.Sprint(i+1), "--listen", s.endpoints[i],
 			"--peers", strings.Join(peers, ","), "--data-dir", filepath.Join(s.dir, fmt.Sprintf("n%d", i+1)),
 			"--tick-ms", "50", "--election-ticks", "20",
 			"--metrics", strings.TrimSuffix(strings.TrimPrefix(s.metrics[i], "http://"), "/metrics"))

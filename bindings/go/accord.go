@@ -107,6 +107,7 @@ var (
 	ErrConfig          = errors.New("accord: invalid configuration")
 	ErrProtocol        = errors.New("accord: protocol error")
 	ErrCompacted       = errors.New("accord: revision compacted")
+	ErrPermission      = errors.New("accord: permission denied")
 	ErrInternal        = errors.New("accord: internal error")
 )
 
@@ -152,6 +153,8 @@ func sentinel(code C.accord_result) error {
 		return ErrProtocol
 	case C.ACCORD_ERR_COMPACTED:
 		return ErrCompacted
+	case C.ACCORD_ERR_PERMISSION_DENIED:
+		return ErrPermission
 	default:
 		return ErrInternal
 	}
@@ -268,8 +271,10 @@ type Client struct {
 }
 
 type clientOptions struct {
-	clusterID uint64
-	timeout   time.Duration
+	clusterID              uint64
+	timeout                time.Duration
+	tlsCA, tlsCert, tlsKey string
+	token                  string
 }
 
 // ClientOption configures Connect.
@@ -284,6 +289,24 @@ func WithCallTimeout(d time.Duration) ClientOption {
 	return func(o *clientOptions) { o.timeout = d }
 }
 
+// WithTLS connects with TLS, trusting the cluster CA in caFile (PEM). certFile and keyFile
+// are the client's certificate and key, when the members require one ("" for neither).
+func WithTLS(caFile, certFile, keyFile string) ClientOption {
+	return func(o *clientOptions) { o.tlsCA, o.tlsCert, o.tlsKey = caFile, certFile, keyFile }
+}
+
+// WithToken sends a shared-secret token the members' access file knows this client by
+// (use TLS too, so the network cannot read it).
+func WithToken(token string) ClientOption { return func(o *clientOptions) { o.token = token } }
+
+// cStringOrNil is a C copy of s, or nil for "" (free it with C.free; nil is fine).
+func cStringOrNil(s string) *C.char {
+	if s == "" {
+		return nil
+	}
+	return C.CString(s)
+}
+
 // Connect prepares a client of the cluster at endpoints ("host:port"); the first call
 // connects.
 func Connect(ctx context.Context, endpoints []string, opts ...ClientOption) (*Client, error) {
@@ -296,9 +319,16 @@ func Connect(ctx context.Context, endpoints []string, opts ...ClientOption) (*Cl
 	}
 	text := C.CString(strings.Join(endpoints, ","))
 	defer C.free(unsafe.Pointer(text))
+	ca, cert, key, token := cStringOrNil(o.tlsCA), cStringOrNil(o.tlsCert), cStringOrNil(o.tlsKey), cStringOrNil(o.token)
+	defer func() {
+		for _, s := range []*C.char{ca, cert, key, token} {
+			C.free(unsafe.Pointer(s))
+		}
+	}()
 	var ptr *C.accord_client
 	err := call(func() C.accord_result {
-		return C.accord_client_connect(text, C.uint64_t(o.clusterID), timeoutMs(context.Background(), o.timeout), &ptr)
+		return C.accord_client_connect_secure(text, C.uint64_t(o.clusterID), timeoutMs(context.Background(), o.timeout),
+			ca, cert, key, token, &ptr)
 	})
 	if err != nil {
 		return nil, err

@@ -110,6 +110,7 @@ func conformanceErrorKind(err error) string {
 		{ErrInvalidArgument, "invalid_argument"}, {ErrShutdown, "shutdown"},
 		{ErrUnavailable, "unavailable"}, {ErrRejected, "rejected"},
 		{ErrSessionLost, "session_lost"}, {ErrCompacted, "compacted"},
+		{ErrPermission, "permission_denied"},
 		{ErrIO, "io"}, {ErrConfig, "config"},
 	}
 	for _, k := range kinds {

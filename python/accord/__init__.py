@@ -32,6 +32,7 @@ from ._native import (
     InvalidArgument,
     LockLost,
     NotLeader,
+    PermissionDenied,
     Rejected,
     SessionLost,
     Shutdown,
@@ -60,6 +61,7 @@ __all__ = [
     "Membership",
     "Node",
     "NotLeader",
+    "PermissionDenied",
     "Queue",
     "Rejected",
     "Session",
@@ -492,13 +494,29 @@ class Client:
 
 
 def connect(
-    endpoints: Union[str, Sequence[str]], *, cluster_id: int = 1, timeout: float = 10.0
+    endpoints: Union[str, Sequence[str]],
+    *,
+    cluster_id: int = 1,
+    timeout: float = 10.0,
+    tls_ca: Optional[str] = None,
+    tls_cert: Optional[str] = None,
+    tls_key: Optional[str] = None,
+    token: Optional[str] = None,
 ) -> Client:
     """Connects to a cluster (`endpoints`: addresses "host:port", a list or a comma-separated
-    string); `timeout` bounds each call, retries included."""
+    string); `timeout` bounds each call, retries included.
+
+    With `tls_ca` (the cluster CA's PEM file) every connection uses TLS; `tls_cert` and
+    `tls_key` are this client's certificate and key when the members require one. `token`
+    is the shared secret the members' access file knows this client by. Refused credentials
+    raise `PermissionDenied`; unusable TLS files raise `ConfigError`."""
     if isinstance(endpoints, str):
         endpoints = [e.strip() for e in endpoints.split(",") if e.strip()]
-    return Client(_native.NativeClient(list(endpoints), cluster_id, timeout))
+    return Client(
+        _native.NativeClient(
+            list(endpoints), cluster_id, timeout, tls_ca, tls_cert, tls_key, token
+        )
+    )
 
 
 class Node:

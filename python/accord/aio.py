@@ -284,10 +284,27 @@ class AsyncClient:
 
 
 def connect(
-    endpoints: Union[str, Sequence[str]], *, cluster_id: int = 1, timeout: float = 10.0
+    endpoints: Union[str, Sequence[str]],
+    *,
+    cluster_id: int = 1,
+    timeout: float = 10.0,
+    tls_ca: Optional[str] = None,
+    tls_cert: Optional[str] = None,
+    tls_key: Optional[str] = None,
+    token: Optional[str] = None,
 ) -> AsyncClient:
     """Like :func:`accord.connect` (connecting happens at the first call, off the loop)."""
-    return AsyncClient(_connect(endpoints, cluster_id=cluster_id, timeout=timeout))
+    return AsyncClient(
+        _connect(
+            endpoints,
+            cluster_id=cluster_id,
+            timeout=timeout,
+            tls_ca=tls_ca,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            token=token,
+        )
+    )
 
 
 def wrap(client: Client) -> AsyncClient:

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import pytest
 
@@ -160,11 +160,15 @@ def accord_bin() -> Path:
     return path
 
 
-def status_roles(binary: Path, endpoints: List[str]) -> Dict[str, Tuple[int, str, int]]:
-    """{endpoint: (id, role, leader id)} from `accord status` (unreachable members left out)."""
+def status_roles(
+    binary: Path, endpoints: List[str], client_args: Sequence[str] = ()
+) -> Dict[str, Tuple[int, str, int]]:
+    """{endpoint: (id, role, leader id)} from `accord status` (unreachable members left out);
+    `client_args` are its TLS and token options."""
     try:
         out = subprocess.run(
-            [str(binary), "status", "--endpoints", ",".join(endpoints), "--timeout-ms", "500"],
+            [str(binary), "status", "--endpoints", ",".join(endpoints), "--timeout-ms", "500",
+             *client_args],
             capture_output=True,
             text=True,
             timeout=10,
@@ -179,9 +183,11 @@ def status_roles(binary: Path, endpoints: List[str]) -> Dict[str, Tuple[int, str
     return roles
 
 
-def leader_endpoint(binary: Path, endpoints: List[str]) -> Optional[str]:
+def leader_endpoint(
+    binary: Path, endpoints: List[str], client_args: Sequence[str] = ()
+) -> Optional[str]:
     """The endpoint of the member that says it leads (None while there is none)."""
-    for endpoint, (_id, role, _leader) in status_roles(binary, endpoints).items():
+    for endpoint, (_id, role, _leader) in status_roles(binary, endpoints, client_args).items():
         if role == "leader":
             return endpoint
     return None
@@ -199,9 +205,14 @@ def kill_processes(processes: List[subprocess.Popen]) -> None:
 
 
 @contextlib.contextmanager
-def server_processes(base: Path) -> Iterator[Tuple[List[str], List[subprocess.Popen]]]:
+def server_processes(
+    base: Path,
+    security: Callable[[int], List[str]] = lambda _id: ["--plaintext"],
+    client_args: Sequence[str] = (),
+) -> Iterator[Tuple[List[str], List[subprocess.Popen]]]:
     """3 `accord server` processes with a leader: (endpoints, processes), `processes[i]`
-    being member i + 1. Killed (SIGKILL) on exit, whatever happened."""
+    being member i + 1. Killed (SIGKILL) on exit, whatever happened. `security(id)` gives
+    member id's TLS or plaintext options; `client_args` those `accord status` needs."""
     binary = accord_bin()
     processes: List[subprocess.Popen] = []
     try:
@@ -217,7 +228,7 @@ def server_processes(base: Path) -> Iterator[Tuple[List[str], List[subprocess.Po
                     processes.append(
                         subprocess.Popen(
                             [
-                                str(binary), "server", "--id", str(i + 1),
+                                str(binary), "server", *security(i + 1), "--id", str(i + 1),
                                 "--listen", endpoints[i], "--peers", peers,
                                 "--data-dir", str(data_dir), "--tick-ms", "20",
                             ],
@@ -231,7 +242,7 @@ def server_processes(base: Path) -> Iterator[Tuple[List[str], List[subprocess.Po
             while time.monotonic() < deadline and leader is None:
                 if any(p.poll() is not None for p in processes):
                     break  # most likely a port taken meanwhile: try other ports
-                leader = leader_endpoint(binary, endpoints)
+                leader = leader_endpoint(binary, endpoints, client_args)
                 if leader is None:
                     time.sleep(0.05)
             if leader is not None and all(p.poll() is None for p in processes):

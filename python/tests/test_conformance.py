@@ -22,6 +22,7 @@ ERROR_KINDS: List[Tuple[type, str]] = [
     (accord.Cancelled, "cancelled"),
     (accord.NotLeader, "unavailable"),
     (accord.Rejected, "rejected"),
+    (accord.PermissionDenied, "permission_denied"),
     (accord.SessionLost, "session_lost"),
     (accord.Compacted, "compacted"),
     (accord.Shutdown, "shutdown"),

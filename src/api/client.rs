@@ -18,7 +18,9 @@ use parking_lot::Mutex;
 use crate::core::state::{Command, Condition, KeyValue, Op, Outcome, Request};
 use crate::error::{Error, Result};
 use crate::limits::WATCH_BUFFER_EVENTS_MAX;
+use crate::runtime::access::Secret;
 use crate::runtime::node::LoopHandle;
+use crate::runtime::tls::{self, TlsFiles};
 use crate::runtime::wire::{
     self, Caller, ClientOp, ClientReply, Decoded, Frame, MembershipOp, MembershipView, SnapshotOp,
     Status,
@@ -43,6 +45,11 @@ pub struct ClientConfig {
     pub cluster: u64,
     /// How long one call may take, retries included.
     pub timeout: Duration,
+    /// TLS: the cluster CA, and this client's certificate and key when it authenticates
+    /// with one (`None`: plaintext).
+    pub tls: Option<TlsFiles>,
+    /// A shared-secret token naming this client in the members' access file (empty: none).
+    pub token: Secret,
 }
 
 impl ClientConfig {
@@ -52,6 +59,8 @@ impl ClientConfig {
             endpoints,
             cluster: 1,
             timeout: Duration::from_secs(10),
+            tls: None,
+            token: Secret::default(),
         }
     }
 }
@@ -59,6 +68,8 @@ impl ClientConfig {
 /// A connection to the cluster.
 pub struct Client {
     config: ClientConfig,
+    /// The TLS set-up loaded from `config.tls`.
+    tls: Option<Arc<rustls::ClientConfig>>,
     id: u64,
     inner: Mutex<Inner>,
     cancel: Arc<CancelState>,
@@ -93,7 +104,7 @@ impl CancelHandle {
 }
 
 struct Inner {
-    connection: Option<(TcpStream, String)>,
+    connection: Option<(Stream, String)>,
     /// The endpoint to try next.
     preferred: Option<String>,
     next_endpoint: usize,
@@ -116,10 +127,22 @@ impl Client {
         if config.endpoints.is_empty() {
             return Err(Error::InvalidConfig("give at least one endpoint".into()));
         }
-        Ok(Client::prepared(config))
+        if config.token.0.len() > crate::limits::TOKEN_BYTES_MAX {
+            return Err(Error::InvalidConfig(format!(
+                "a token has at most {} bytes",
+                crate::limits::TOKEN_BYTES_MAX
+            )));
+        }
+        let tls = match &config.tls {
+            Some(files) => Some(tls::client_config(files)?),
+            None => None,
+        };
+        let mut client = Client::prepared(config);
+        client.tls = tls;
+        Ok(client)
     }
 
-    /// A client of a configuration already checked.
+    /// A client of a configuration already checked (plaintext until `tls` is set).
     fn prepared(config: ClientConfig) -> Client {
         // Random per client; 0 is reserved for the cluster's own commands.
         let id = std::collections::hash_map::RandomState::new()
@@ -127,6 +150,7 @@ impl Client {
             .max(1);
         Client {
             config,
+            tls: None,
             id,
             inner: Mutex::new(Inner {
                 connection: None,
@@ -466,9 +490,13 @@ impl Client {
                     pause = (pause * 2).min(RETRY_PAUSE_MAX);
                 }
                 Ok(ClientReply::Failed(why)) => return Err(Error::Rejected(why)),
+                Ok(ClientReply::Denied(why)) => return Err(Error::PermissionDenied(why)),
                 Ok(reply) => return Ok(reply),
-                // A bad endpoint or a refused handshake (wrong cluster id) will not get better.
-                Err(error @ Error::InvalidConfig(_)) => return Err(error),
+                // A bad endpoint or a refused handshake (wrong cluster id, no credentials, a
+                // certificate the CA did not sign) will not get better.
+                Err(error @ (Error::InvalidConfig(_) | Error::PermissionDenied(_))) => {
+                    return Err(error)
+                }
                 Err(error) => {
                     inner.connection = None;
                     inner.local_redirected = false; // the leader may be us again
@@ -524,8 +552,10 @@ impl Client {
         // A member that stopped reading (paused, partitioned) must not hold the call past its
         // deadline in a blocked write either.
         stream
+            .tcp()
             .set_write_timeout(Some(remaining(deadline)))
             .and_then(|()| stream.write_all(&bytes))
+            .and_then(|()| stream.flush())
             .map_err(|e| Error::io(format!("sending to {address}"), &e))?;
         // Bounded by the deadline (read timeouts) and by the frame size limit.
         loop {
@@ -564,26 +594,44 @@ impl Client {
         let wait = deadline
             .saturating_duration_since(Instant::now())
             .clamp(Duration::from_millis(10), Duration::from_secs(2));
-        let mut stream = TcpStream::connect_timeout(&socket, wait)
+        let tcp = TcpStream::connect_timeout(&socket, wait)
             .map_err(|e| Error::io(format!("connecting to {address}"), &e))?;
-        let _ = stream.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
+        *self.cancel.socket.lock() = tcp.try_clone().ok();
+        let mut stream = match &self.tls {
+            None => Stream::Plain(tcp),
+            Some(config) => {
+                let name = tls::server_name(tls::host_of(&address))?;
+                let session = rustls::ClientConnection::new(config.clone(), name)
+                    .map_err(|e| Error::InvalidConfig(format!("TLS with {address}: {e}")))?;
+                Stream::Tls(Box::new(rustls::StreamOwned::new(session, tcp)))
+            }
+        };
         let mut hello = Vec::new();
         let frame = Frame::Hello {
             cluster: self.config.cluster,
             caller: Caller::Client(self.id),
+            token: self.config.token.0.clone(),
         };
         wire::encode(&frame, &mut hello);
         stream
+            .tcp()
             .set_write_timeout(Some(remaining(deadline)))
             .and_then(|()| stream.write_all(&hello))
-            .map_err(|e| Error::io(format!("greeting {address}"), &e))?;
+            .and_then(|()| stream.flush())
+            .map_err(|e| tls_or_io(format!("greeting {address}"), e))?;
         inner.received.clear();
         inner.pushed.clear();
         inner.read_timeout = None;
-        *self.cancel.socket.lock() = stream.try_clone().ok();
         inner.connection = Some((stream, address.clone()));
         match read_frame(inner, deadline)? {
             Frame::Welcome { .. } => Ok(()),
+            Frame::Refused(why) if why.starts_with(wire::REFUSED_UNAUTHENTICATED) => {
+                inner.connection = None;
+                Err(Error::PermissionDenied(format!(
+                    "{address} refused the connection: {why}"
+                )))
+            }
             // A member at its limit for our address: another member may take us.
             Frame::Refused(why) if why.starts_with("too many connections") => {
                 inner.connection = None;
@@ -687,6 +735,7 @@ fn read_frame(inner: &mut Inner, deadline: Instant) -> Result<Frame> {
                 || t < timeout.saturating_sub(Duration::from_millis(500))
         }) {
             stream
+                .tcp()
                 .set_read_timeout(Some(timeout))
                 .map_err(|e| Error::io("setting a read timeout", &e))?;
             inner.read_timeout = Some(timeout);
@@ -704,8 +753,59 @@ fn read_frame(inner: &mut Inner, deadline: Instant) -> Result<Frame> {
             {
                 return Err(Error::Busy("the member did not answer within the timeout"))
             }
-            Err(error) => return Err(Error::io(format!("reading from {address}"), &error)),
+            Err(error) => return Err(tls_or_io(format!("reading from {address}"), error)),
         }
+    }
+}
+
+/// A connection to a member: TCP, or TLS over TCP.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    /// The socket (for timeouts).
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(tcp) => tcp,
+            Stream::Tls(tls) => &tls.sock,
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(tcp) => tcp.read(buf),
+            Stream::Tls(tls) => tls.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(tcp) => tcp.write(buf),
+            Stream::Tls(tls) => tls.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(tcp) => tcp.flush(),
+            Stream::Tls(tls) => tls.flush(),
+        }
+    }
+}
+
+/// A TLS failure (rustls reports them as invalid data: a certificate the CA did not sign, a
+/// name that does not match) will not get better by retrying; other I/O errors may.
+fn tls_or_io(operation: String, error: std::io::Error) -> Error {
+    if error.kind() == std::io::ErrorKind::InvalidData {
+        Error::InvalidConfig(format!("{operation}: TLS: {error}"))
+    } else {
+        Error::io(operation, &error)
     }
 }
 

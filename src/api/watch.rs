@@ -154,7 +154,11 @@ impl WatchStream {
                     self.watches.remove(&id);
                     return Ok(Err(revision));
                 }
-                Err(error @ Error::Rejected(_)) => {
+                Err(
+                    error @ (Error::Rejected(_)
+                    | Error::PermissionDenied(_)
+                    | Error::InvalidConfig(_)),
+                ) => {
                     self.watches.remove(&id);
                     return Err(error);
                 }
@@ -261,9 +265,17 @@ impl WatchStream {
         let pause = Duration::from_millis(50);
         // Bounded by the deadline.
         while Instant::now() < deadline {
-            if self.client.open_stream(deadline).is_err() {
-                std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
-                continue;
+            match self.client.open_stream(deadline) {
+                Ok(_) => {}
+                // No credentials, or TLS that cannot work: retrying will not help.
+                Err(error @ (Error::PermissionDenied(_) | Error::InvalidConfig(_))) => {
+                    return Err(error)
+                }
+                Err(_) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    std::thread::sleep(pause.min(left));
+                    continue;
+                }
             }
             self.connected = true;
             let ids: Vec<u64> = self.watches.keys().copied().collect();
@@ -305,6 +317,7 @@ impl WatchStream {
             Ok(ClientReply::Watching { .. }) => Ok(None),
             Ok(ClientReply::Compacted { revision }) => Ok(Some(revision)),
             Ok(ClientReply::Failed(why)) => Err(Error::Rejected(why)),
+            Ok(ClientReply::Denied(why)) => Err(Error::PermissionDenied(why)),
             Ok(other) => Err(unexpected(other)),
             Err(error) => {
                 self.connected = false;

@@ -13,7 +13,9 @@ use super::{
     Failure,
 };
 use crate::api::{CancelHandle, Client, ClientConfig, Compare, Condition, KeyValue, Node, Op};
+use crate::runtime::access::Secret;
 use crate::runtime::node::NodeConfig;
+use crate::runtime::tls::TlsFiles;
 
 /// A connection to a cluster (opaque). Usable from any thread.
 pub struct accord_client {
@@ -50,9 +52,52 @@ pub unsafe extern "C" fn accord_client_connect(
     timeout_ms: u32,
     client_out: *mut *mut accord_client,
 ) -> accord_result {
+    unsafe {
+        accord_client_connect_secure(
+            endpoints,
+            cluster_id,
+            timeout_ms,
+            std::ptr::null(),
+            std::ptr::null(),
+            std::ptr::null(),
+            std::ptr::null(),
+            client_out,
+        )
+    }
+}
+
+/// Like `accord_client_connect`, with TLS and a token; each of the four may be NULL.
+/// `tls_ca_file`: the cluster CA's PEM file (NULL: plaintext). `tls_cert_file` and
+/// `tls_key_file`: this client's certificate and key (PEM), when the members require one
+/// (both or neither). `token`: the shared secret the members' access file knows this client
+/// by (sent in each connection's greeting; use TLS so the network cannot read it). Files are
+/// read here, so a missing or malformed one fails now with `ACCORD_ERR_CONFIG`. A member
+/// that refuses the credentials makes calls fail with `ACCORD_ERR_PERMISSION_DENIED`.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn accord_client_connect_secure(
+    endpoints: *const c_char,
+    cluster_id: u64,
+    timeout_ms: u32,
+    tls_ca_file: *const c_char,
+    tls_cert_file: *const c_char,
+    tls_key_file: *const c_char,
+    token: *const c_char,
+    client_out: *mut *mut accord_client,
+) -> accord_result {
     guard(|| {
         let endpoints = unsafe { text(endpoints, "endpoints") }?;
         let client_out = unsafe { out(client_out, "client_out") }?;
+        let optional = |ptr: *const c_char, what: &str| -> Result<Option<String>, Failure> {
+            if ptr.is_null() {
+                return Ok(None);
+            }
+            Ok(Some(unsafe { text(ptr, what) }?.to_string()))
+        };
+        let ca = optional(tls_ca_file, "tls_ca_file")?;
+        let cert = optional(tls_cert_file, "tls_cert_file")?;
+        let key = optional(tls_key_file, "tls_key_file")?;
+        let token = optional(token, "token")?;
         let list: Vec<String> = endpoints
             .split(',')
             .map(str::trim)
@@ -64,6 +109,20 @@ pub unsafe extern "C" fn accord_client_connect(
         if timeout_ms > 0 {
             config.timeout = millis(timeout_ms);
         }
+        config.tls = match (ca, cert, key) {
+            (None, None, None) => None,
+            (Some(ca), cert, key) => Some(TlsFiles {
+                ca: ca.into(),
+                cert: cert.map(Into::into),
+                key: key.map(Into::into),
+            }),
+            (None, _, _) => {
+                return Err(Failure::invalid(
+                    "tls_cert_file and tls_key_file need tls_ca_file",
+                ))
+            }
+        };
+        config.token = Secret(token.unwrap_or_default().into_bytes());
         let client = Client::connect(config)?;
         *client_out = into_handle(accord_client::wrap(client));
         Ok(())

@@ -66,6 +66,9 @@ pub const ACCORD_ERR_PROTOCOL: accord_result = 1012;
 pub const ACCORD_ERR_COMPACTED: accord_result = 1013;
 /// A bug inside accord was caught at the boundary (the message has the panic's text).
 pub const ACCORD_ERR_PANIC: accord_result = 1014;
+/// The client did not authenticate (no valid token or certificate), or its identity lacks
+/// the right for this request; the message names the right. Nothing was done or read.
+pub const ACCORD_ERR_PERMISSION_DENIED: accord_result = 1015;
 
 /// The library's version.
 pub const ACCORD_VERSION_MAJOR: u32 = 0;
@@ -157,6 +160,7 @@ impl From<Error> for Failure {
                 ACCORD_ERR_UNAVAILABLE
             }
             Error::Rejected(_) => ACCORD_ERR_REJECTED,
+            Error::PermissionDenied(_) => ACCORD_ERR_PERMISSION_DENIED,
             Error::SessionLost(_) => ACCORD_ERR_SESSION_LOST,
             Error::Io { .. } | Error::StorageFailed(_) => ACCORD_ERR_IO,
             Error::Corruption { .. } | Error::Corrupt(_) => ACCORD_ERR_CORRUPTION,
@@ -297,6 +301,7 @@ pub extern "C" fn accord_result_str(result: accord_result) -> *const c_char {
         ACCORD_ERR_CONFIG => c"ACCORD_ERR_CONFIG",
         ACCORD_ERR_PROTOCOL => c"ACCORD_ERR_PROTOCOL",
         ACCORD_ERR_COMPACTED => c"ACCORD_ERR_COMPACTED",
+        ACCORD_ERR_PERMISSION_DENIED => c"ACCORD_ERR_PERMISSION_DENIED",
         ACCORD_ERR_PANIC => c"ACCORD_ERR_PANIC",
         _ => c"ACCORD_ERR_UNKNOWN",
     };

@@ -87,6 +87,12 @@ create_exception!(
 );
 create_exception!(
     _native,
+    PermissionDenied,
+    AccordError,
+    "The client did not authenticate, or may not make this request."
+);
+create_exception!(
+    _native,
     ConfigError,
     AccordError,
     "The configuration is invalid."
@@ -101,6 +107,7 @@ fn to_py(error: Error) -> PyErr {
             NotLeader::new_err(text)
         }
         Error::Rejected(_) => Rejected::new_err(text),
+        Error::PermissionDenied(_) => PermissionDenied::new_err(text),
         Error::SessionLost(_) => SessionLost::new_err(text),
         Error::InvalidArgument(_) | Error::EntryTooLarge { .. } => InvalidArgument::new_err(text),
         Error::Compacted { .. } => Compacted::new_err(text),
@@ -224,11 +231,25 @@ pub struct NativeClient {
 impl NativeClient {
     /// Connects to `endpoints` (addresses "host:port"); `timeout` bounds each call.
     #[new]
-    #[pyo3(signature = (endpoints, cluster_id=1, timeout=None))]
-    fn new(endpoints: Vec<String>, cluster_id: u64, timeout: Option<f64>) -> PyResult<Self> {
+    #[pyo3(signature = (endpoints, cluster_id=1, timeout=None, tls_ca=None, tls_cert=None, tls_key=None, token=None))]
+    fn new(
+        endpoints: Vec<String>,
+        cluster_id: u64,
+        timeout: Option<f64>,
+        tls_ca: Option<std::path::PathBuf>,
+        tls_cert: Option<std::path::PathBuf>,
+        tls_key: Option<std::path::PathBuf>,
+        token: Option<String>,
+    ) -> PyResult<Self> {
         let mut config = ClientConfig::new(endpoints);
         config.cluster = cluster_id;
         config.timeout = seconds(timeout, config.timeout)?;
+        config.tls = match (tls_ca, tls_cert, tls_key) {
+            (None, None, None) => None,
+            (Some(ca), cert, key) => Some(crate::runtime::tls::TlsFiles { ca, cert, key }),
+            (None, _, _) => return Err(ConfigError::new_err("tls_cert and tls_key need tls_ca")),
+        };
+        config.token = crate::runtime::access::Secret(token.unwrap_or_default().into_bytes());
         let client = Client::connect(config).map_err(to_py)?;
         Ok(NativeClient {
             client: Arc::new(client),
@@ -995,6 +1016,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("Cancelled", py.get_type::<Cancelled>())?;
     m.add("NotLeader", py.get_type::<NotLeader>())?;
     m.add("Rejected", py.get_type::<Rejected>())?;
+    m.add("PermissionDenied", py.get_type::<PermissionDenied>())?;
     m.add("SessionLost", py.get_type::<SessionLost>())?;
     m.add("LockLost", py.get_type::<LockLost>())?;
     m.add("Compacted", py.get_type::<Compacted>())?;

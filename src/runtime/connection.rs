@@ -70,6 +70,14 @@ pub struct Connection {
     filled: usize,
     to_send: Vec<u8>,
     sent: usize,
+    /// Requests received on this connection and not yet answered (bounded by
+    /// `PENDING_REQUESTS_PER_CONNECTION_MAX`).
+    pub in_flight: usize,
+    /// What the caller may do, when the member has an access file (set at its Hello).
+    pub rights: Option<std::sync::Arc<super::access::Rights>>,
+    /// The TLS session, when the connection is encrypted: frames are read from and written
+    /// into it, and it reads and writes the socket.
+    tls: Option<Box<rustls::Connection>>,
 }
 
 impl Connection {
@@ -89,6 +97,64 @@ impl Connection {
             filled: 0,
             to_send: Vec::new(),
             sent: 0,
+            tls: None,
+            in_flight: 0,
+            rights: None,
+        }
+    }
+
+    /// Encrypts the connection with `tls` (before anything is read or written on it).
+    pub fn encrypt(&mut self, tls: rustls::Connection) {
+        self.tls = Some(Box::new(tls));
+    }
+
+    /// Whether the connection is encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The common name of the certificate the other end presented over TLS, if any (its
+    /// identity; see `runtime::access`).
+    pub fn certificate_name(&self) -> Option<String> {
+        let certificates = self.tls.as_ref()?.peer_certificates()?;
+        super::tls::common_name(certificates.first()?)
+    }
+
+    /// Whether the other end presented a certificate (which rustls verified against the CA).
+    pub fn has_peer_certificate(&self) -> bool {
+        self.tls
+            .as_ref()
+            .and_then(|tls| tls.peer_certificates())
+            .is_some_and(|chain| !chain.is_empty())
+    }
+
+    /// Reads bytes into the receive buffer: from the socket, or through TLS.
+    fn read_bytes(&mut self) -> std::io::Result<usize> {
+        let Some(tls) = self.tls.as_mut() else {
+            return self.stream.read(&mut self.received[self.filled..]);
+        };
+        // Bounded: each round either hands out plaintext, reads at least one byte from the
+        // socket, or returns.
+        loop {
+            match tls.reader().read(&mut self.received[self.filled..]) {
+                Ok(0) => return Ok(0), // the other end closed the TLS session cleanly
+                Ok(count) => return Ok(count),
+                Err(error) if error.kind() == ErrorKind::WouldBlock => {}
+                Err(error) => return Err(error),
+            }
+            match tls.read_tls(&mut self.stream) {
+                Ok(0) => return Ok(0),
+                Ok(_) => {}
+                Err(error) => return Err(error),
+            }
+            if let Err(error) = tls.process_new_packets() {
+                // Tell the other end why (best effort), then give up on the connection.
+                let _ = tls.write_tls(&mut self.stream);
+                return Err(std::io::Error::new(
+                    ErrorKind::InvalidData,
+                    format!("TLS: {error}"),
+                ));
+            }
         }
     }
 
@@ -110,7 +176,7 @@ impl Connection {
                 let grown = self.received.len() * 2;
                 self.received.resize(grown, 0);
             }
-            match self.stream.read(&mut self.received[self.filled..]) {
+            match self.read_bytes() {
                 Ok(0) => return ReadOutcome::Closed("closed by the other end".into()),
                 Ok(count) => {
                     self.filled += count;
@@ -170,14 +236,18 @@ impl Connection {
 
     /// Writes as much as the socket takes. Returns an error text if the connection failed.
     pub fn flush(&mut self) -> Result<(), String> {
-        // Bounded: each round writes at least one byte or stops.
-        while self.sent < self.to_send.len() {
-            match self.stream.write(&self.to_send[self.sent..]) {
-                Ok(0) => return Err("the socket accepts no more bytes".into()),
-                Ok(count) => self.sent += count,
-                Err(error) if error.kind() == ErrorKind::WouldBlock => break,
-                Err(error) if error.kind() == ErrorKind::Interrupted => continue,
-                Err(error) => return Err(error.to_string()),
+        if self.tls.is_some() {
+            self.flush_tls()?;
+        } else {
+            // Bounded: each round writes at least one byte or stops.
+            while self.sent < self.to_send.len() {
+                match self.stream.write(&self.to_send[self.sent..]) {
+                    Ok(0) => return Err("the socket accepts no more bytes".into()),
+                    Ok(count) => self.sent += count,
+                    Err(error) if error.kind() == ErrorKind::WouldBlock => break,
+                    Err(error) if error.kind() == ErrorKind::Interrupted => continue,
+                    Err(error) => return Err(error.to_string()),
+                }
             }
         }
         if self.sent == self.to_send.len() {
@@ -190,14 +260,46 @@ impl Connection {
         Ok(())
     }
 
-    /// Whether bytes wait to be written.
+    /// Moves queued frames into the TLS session (which holds at most its buffer limit) and
+    /// its records onto the socket.
+    fn flush_tls(&mut self) -> Result<(), String> {
+        let Some(tls) = self.tls.as_mut() else {
+            return Ok(());
+        };
+        // Bounded: each round moves bytes into the session or onto the socket, or stops.
+        loop {
+            let mut moved = false;
+            if self.sent < self.to_send.len() {
+                match tls.writer().write(&self.to_send[self.sent..]) {
+                    Ok(count) => {
+                        self.sent += count;
+                        moved |= count > 0;
+                    }
+                    Err(error) => return Err(format!("TLS: {error}")),
+                }
+            }
+            if tls.wants_write() {
+                match tls.write_tls(&mut self.stream) {
+                    Ok(0) => return Err("the socket accepts no more bytes".into()),
+                    Ok(_) => moved = true,
+                    Err(error) if error.kind() == ErrorKind::WouldBlock => return Ok(()),
+                    Err(error) if error.kind() == ErrorKind::Interrupted => moved = true,
+                    Err(error) => return Err(error.to_string()),
+                }
+            }
+            if !moved {
+                return Ok(());
+            }
+        }
+    }
+
     /// Bytes queued and not yet written.
     pub fn pending_output_bytes(&self) -> usize {
         self.to_send.len() - self.sent
     }
 
-    /// Whether output is queued.
+    /// Whether output is queued (frames, or TLS records such as a handshake's).
     pub fn has_pending_output(&self) -> bool {
-        self.sent < self.to_send.len()
+        self.sent < self.to_send.len() || self.tls.as_ref().is_some_and(|tls| tls.wants_write())
     }
 }

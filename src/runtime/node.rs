@@ -29,13 +29,15 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use super::access::{AccessRules, Rights, Secret};
 use super::connection::{Connection, Peer, ReadOutcome};
 use super::members;
 use super::metrics::{self, Metrics};
 use super::storage::{StorageOptions, WalStorage};
+use super::tls::{MemberTls, TlsFiles};
 use super::wire::{
     self, Answer, Caller, ClientOp, ClientReply, Frame, MemberHealth, MembershipOp, MembershipView,
-    Query, SnapshotOp, Status,
+    Query, SnapshotOp, Status, REFUSED_UNAUTHENTICATED,
 };
 use crate::core::raft::{ConfChange, Config, Message, Raft, Ready, Role, Storage};
 use crate::core::state::lease::SessionClock;
@@ -44,9 +46,9 @@ use crate::core::state::{Command, Event, EventKind, Request, StateMachine};
 use crate::error::{Error, Result};
 use crate::limits::{
     CONNECTIONS_MAX, CONNECTIONS_PER_SOURCE_MAX, EVENTS_PER_FRAME_MAX, LAG_BYTES_SCAN_ENTRIES_MAX,
-    NODE_COMMAND_QUEUE_MAX, PENDING_CLIENT_REQUESTS_MAX, POLL_EVENTS_MAX, RANGE_BYTES_MAX,
-    RANGE_KEY_OVERHEAD_BYTES, REPEATED_WARNING_INTERVAL_MS, SNAPSHOT_CHUNK_BYTES, WARNED_KEYS_MAX,
-    WATCH_CONNECTION_BACKLOG_BYTES_MAX,
+    NODE_COMMAND_QUEUE_MAX, PENDING_CLIENT_REQUESTS_MAX, PENDING_REQUESTS_PER_CONNECTION_MAX,
+    POLL_EVENTS_MAX, RANGE_BYTES_MAX, RANGE_KEY_OVERHEAD_BYTES, REPEATED_WARNING_INTERVAL_MS,
+    SNAPSHOT_CHUNK_BYTES, WARNED_KEYS_MAX, WATCH_CONNECTION_BACKLOG_BYTES_MAX,
 };
 use crate::types::{ConfState, EntryKind, NodeId, Payload};
 
@@ -126,6 +128,14 @@ pub struct NodeConfig {
     /// (a clear error, not a full disk) and takes a snapshot at once so that compaction frees
     /// the log; writes resume by themselves once usage is back under the quota.
     pub disk_quota_bytes: Option<u64>,
+    /// TLS on every connection, member links mutual (`None`: plaintext, which the member
+    /// warns about at start).
+    pub tls: Option<TlsFiles>,
+    /// Who may do what (`None`: every caller that passes TLS may do everything).
+    pub access: Option<Arc<AccessRules>>,
+    /// The token this member presents on its links to the others (needed with an access file
+    /// and no TLS certificate naming it: its identity must have the `member` role).
+    pub token: Secret,
 }
 
 impl NodeConfig {
@@ -151,6 +161,9 @@ impl NodeConfig {
             join: None,
             metrics: None,
             disk_quota_bytes: None,
+            tls: None,
+            access: None,
+            token: Secret::default(),
         }
     }
 
@@ -277,6 +290,8 @@ struct Link {
 /// The event loop's state.
 pub struct EventLoop {
     config: NodeConfig,
+    /// TLS for accepted connections and member links (`None`: plaintext).
+    tls: Option<MemberTls>,
     poll: Poll,
     listener: TcpListener,
     commands: Receiver<NodeCommand>,
@@ -342,6 +357,7 @@ enum Repeated {
     RefusedConnection,
     RefusedByMember,
     IgnoredMessage,
+    Denied,
 }
 
 /// The file that, with `ACCORD_FAILPOINTS=1`, delays a member's durable writes.
@@ -394,6 +410,17 @@ impl EventLoop {
         raft_config.seed = seeds.next_u64();
         let jitter = seeds.fork();
         let raft = Raft::new(raft_config, storage)?;
+        let tls = match &config.tls {
+            Some(files) => Some(MemberTls::load(files)?),
+            None => {
+                warn(
+                    config.id,
+                    "serving without TLS: members' and clients' traffic, tokens included, is \
+                     readable and forgeable by anyone on the network",
+                );
+                None
+            }
+        };
         let poll = Poll::new().map_err(|e| Error::io("creating the event loop", &e))?;
         let mut listener = TcpListener::bind(config.listen)
             .map_err(|e| Error::io(format!("listening on {}", config.listen), &e))?;
@@ -427,6 +454,7 @@ impl EventLoop {
         };
         let event_loop = EventLoop {
             last_snapshot_index: snapshot.meta.index,
+            tls,
             role_seen: (raft.role(), raft.term()),
             jitter,
             config,
@@ -685,10 +713,23 @@ impl EventLoop {
                         );
                         continue;
                     }
+                    let tls = match &self.tls {
+                        Some(tls) => match rustls::ServerConnection::new(tls.server.clone()) {
+                            Ok(session) => Some(rustls::Connection::Server(session)),
+                            Err(error) => {
+                                warn(self.config.id, format!("cannot start TLS: {error}"));
+                                continue;
+                            }
+                        },
+                        None => None,
+                    };
                     // Over the connection limit the stream is dropped (closed) at once.
                     if let Some(slot) = self.add_connection(stream, Peer::Unknown) {
                         if let Some(Some(connection)) = self.connections.get_mut(slot) {
                             connection.source = Some(source);
+                            if let Some(tls) = tls {
+                                connection.encrypt(tls);
+                            }
                             *self.sources.entry(source).or_insert(0) += 1;
                         }
                     }
@@ -735,6 +776,35 @@ impl EventLoop {
             let hello = Frame::Hello {
                 cluster: self.config.cluster,
                 caller: Caller::Member(self.config.id),
+                token: self.config.token.0.clone(),
+            };
+            let tls = match &self.tls {
+                Some(tls) => {
+                    // The member's certificate must name the address it is reached at.
+                    let name = rustls::pki_types::ServerName::IpAddress(address.ip().into());
+                    match rustls::ClientConnection::new(tls.client.clone(), name) {
+                        Ok(session) => Some(rustls::Connection::Client(session)),
+                        Err(error) => {
+                            warn(self.config.id, format!("cannot start TLS: {error}"));
+                            None
+                        }
+                    }
+                }
+                None => None,
+            };
+            let slot = match (slot, &self.tls, tls) {
+                (Some(slot), Some(_), None) => {
+                    self.close(slot, "TLS could not start");
+                    None
+                }
+                (slot, _, tls) => {
+                    if let (Some(slot), Some(tls)) = (slot, tls) {
+                        if let Some(Some(connection)) = self.connections.get_mut(slot) {
+                            connection.encrypt(tls);
+                        }
+                    }
+                    slot
+                }
             };
             let link = self.links.get_mut(&id).expect("link exists");
             link.slot = slot;
@@ -750,10 +820,17 @@ impl EventLoop {
 
     fn on_socket(&mut self, slot: usize) {
         let mut frames = Vec::new();
-        let outcome = match self.connections.get_mut(slot) {
-            Some(Some(connection)) => connection.read(|frame| frames.push(frame)),
+        let (outcome, answer) = match self.connections.get_mut(slot) {
+            Some(Some(connection)) => {
+                let outcome = connection.read(|frame| frames.push(frame));
+                // A TLS handshake answers what it read.
+                (outcome, connection.has_pending_output())
+            }
             _ => return,
         };
+        if answer {
+            self.mark_dirty(slot);
+        }
         for frame in frames {
             self.on_frame(slot, frame);
         }
@@ -772,9 +849,14 @@ impl EventLoop {
         };
         let peer = connection.peer;
         match (peer, frame) {
-            (Peer::Unknown, Frame::Hello { cluster, caller }) => {
-                self.on_hello(slot, cluster, caller)
-            }
+            (
+                Peer::Unknown,
+                Frame::Hello {
+                    cluster,
+                    caller,
+                    token,
+                },
+            ) => self.on_hello(slot, cluster, caller, &token),
             (Peer::OutboundMember(id), Frame::Welcome { .. }) => {
                 if let Some(link) = self.links.get_mut(&id) {
                     link.backoff = RECONNECT_BACKOFF_MIN;
@@ -806,6 +888,23 @@ impl EventLoop {
                     serial,
                     request: id,
                 };
+                let connection = self.connections[slot].as_mut().expect("checked above");
+                if connection.in_flight >= PENDING_REQUESTS_PER_CONNECTION_MAX {
+                    let why = format!(
+                        "{PENDING_REQUESTS_PER_CONNECTION_MAX} requests of this connection wait \
+                         for their answers already (the limit per connection); wait for some"
+                    );
+                    self.reply(&to, ClientReply::Failed(why));
+                    return;
+                }
+                connection.in_flight += 1;
+                if let Some(rights) = &connection.rights {
+                    if let Err(why) = rights.authorize(&op) {
+                        self.warn_now_and_then((Repeated::Denied, client), why.clone());
+                        self.reply(&to, ClientReply::Denied(why));
+                        return;
+                    }
+                }
                 // A write speaks for the client that said Hello on this connection: a caller
                 // cannot use another client's identity (its sessions, its exactly-once
                 // record).
@@ -825,8 +924,11 @@ impl EventLoop {
         }
     }
 
-    fn on_hello(&mut self, slot: usize, cluster: u64, caller: Caller) {
-        let refusal = if cluster != self.config.cluster {
+    fn on_hello(&mut self, slot: usize, cluster: u64, caller: Caller, token: &[u8]) {
+        let (rights, unauthenticated) = self.authenticate(slot, caller, token);
+        let refusal = if let Some(why) = unauthenticated {
+            Some(format!("{REFUSED_UNAUTHENTICATED}: {why}"))
+        } else if cluster != self.config.cluster {
             Some(format!(
                 "cluster id {cluster} does not match this member's cluster {}",
                 self.config.cluster
@@ -864,11 +966,50 @@ impl EventLoop {
                     Caller::Member(id) => Peer::InboundMember(id),
                     Caller::Client(id) => Peer::Client(id),
                 };
+                connection.rights = rights;
                 connection.queue(&Frame::Welcome {
                     node: self.config.id,
                 });
                 self.mark_dirty(slot);
             }
+        }
+    }
+
+    /// Who the caller on `slot` is, from its certificate and token: its rights (with an
+    /// access file), or why it may not connect as it asked.
+    fn authenticate(
+        &self,
+        slot: usize,
+        caller: Caller,
+        token: &[u8],
+    ) -> (Option<Arc<Rights>>, Option<String>) {
+        let Some(Some(connection)) = self.connections.get(slot) else {
+            return (None, Some("the connection is gone".into()));
+        };
+        let certificate = connection.certificate_name();
+        let certified = connection.is_encrypted() && connection.has_peer_certificate();
+        let member = matches!(caller, Caller::Member(_));
+        let Some(access) = &self.config.access else {
+            // Without an access file, TLS alone decides: every caller shows a certificate the
+            // cluster CA signed (mutual TLS), so strangers cannot even say Hello.
+            return match self.tls.is_some() && !certified {
+                true => (
+                    None,
+                    Some("present a certificate signed by the cluster CA".into()),
+                ),
+                false => (None, None),
+            };
+        };
+        match access.identify(token, certificate.as_deref()) {
+            None => (
+                None,
+                Some("no known token or client certificate identifies the caller".into()),
+            ),
+            Some(rights) if member && !rights.is_member() => (
+                None,
+                Some(format!("{} is not granted the member role", rights.name)),
+            ),
+            Some(rights) => (Some(rights), None),
         }
     }
 
@@ -939,6 +1080,7 @@ impl EventLoop {
                 let slot = *slot;
                 if let Some(Some(connection)) = self.connections.get_mut(slot) {
                     if connection.serial == *serial {
+                        connection.in_flight = connection.in_flight.saturating_sub(1);
                         connection.queue(&Frame::Reply {
                             id: *request,
                             reply,

@@ -16,12 +16,17 @@ use crate::core::state::{Event, KeyValue, Mode, Outcome, Request, Space};
 use crate::limits::{
     ENTRY_BYTES_MAX, EVENTS_PER_FRAME_MAX, EXPIRE_BATCH_MAX, FRAME_BYTES_MAX, GROUP_MEMBERS_MAX,
     KEY_BYTES_MAX, LEARNERS_MAX, LOCK_WAITERS_MAX, RANGE_RESULTS_MAX, SEMAPHORE_PERMITS_MAX,
-    SNAPSHOT_BYTES_MAX, VALUE_BYTES_MAX, VOTERS_MAX,
+    SNAPSHOT_BYTES_MAX, TOKEN_BYTES_MAX, VALUE_BYTES_MAX, VOTERS_MAX,
 };
 use crate::types::{ConfState, Entry, EntryKind, NodeId, Payload, SnapshotMeta};
 
 /// Version of the wire protocol; a peer speaking another is refused.
-pub const PROTOCOL_VERSION: u8 = 2;
+/// (3: `Hello` carries a token.)
+pub const PROTOCOL_VERSION: u8 = 3;
+
+/// How a `Refused` frame's text starts when the caller did not identify itself or may not
+/// join as it asked (the client reports `PermissionDenied`, not a configuration error).
+pub const REFUSED_UNAUTHENTICATED: &str = "authentication failed";
 
 /// Bytes before a frame's payload: length, version, kind.
 pub const FRAME_HEADER_BYTES: usize = 6;
@@ -301,6 +306,9 @@ pub enum ClientReply {
     /// The request could not be served now (no quorum in time, overloaded, leadership
     /// moving); the client should retry, elsewhere if need be.
     Unavailable(String),
+    /// The caller's identity lacks the right to make this request (nothing was done or
+    /// read; see `runtime::access`).
+    Denied(String),
     /// The member's status.
     Status(Status),
     /// Sessions kept alive: (session, TTL in ms, 0 when the session is not alive).
@@ -356,13 +364,15 @@ pub enum Frame {
         cluster: u64,
         /// Who calls.
         caller: Caller,
+        /// The caller's shared-secret token (empty: none; a certificate may identify it).
+        token: Vec<u8>,
     },
     /// The member accepted the connection.
     Welcome {
         /// The member's id.
         node: NodeId,
     },
-    /// The member refused the connection, and says why.
+    /// The member refused the connection, and says why (see [`REFUSED_UNAUTHENTICATED`]).
     Refused(String),
     /// A Raft message between members.
     Raft(Message),
@@ -441,7 +451,11 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
     out.extend_from_slice(&[0u8; 4]);
     out.put_u8(PROTOCOL_VERSION);
     match frame {
-        Frame::Hello { cluster, caller } => {
+        Frame::Hello {
+            cluster,
+            caller,
+            token,
+        } => {
             out.put_u8(KIND_HELLO);
             out.put_u64(*cluster);
             let (role, id) = match caller {
@@ -450,6 +464,7 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             };
             out.put_u8(role);
             out.put_u64(id);
+            out.put_bytes(token);
         }
         Frame::Welcome { node } => {
             out.put_u8(KIND_WELCOME);
@@ -543,7 +558,12 @@ fn decode_body(kind: u8, reader: &mut Reader) -> Result<Frame, String> {
                 2 => Caller::Client(id),
                 other => return Err(format!("unknown caller role {other}")),
             };
-            Frame::Hello { cluster, caller }
+            let token = reader.bytes(TOKEN_BYTES_MAX)?.to_vec();
+            Frame::Hello {
+                cluster,
+                caller,
+                token,
+            }
         }
         KIND_WELCOME => Frame::Welcome {
             node: reader.u64()?,
@@ -1200,6 +1220,10 @@ fn encode_reply(reply: &ClientReply, out: &mut Vec<u8>) {
             out.put_u8(6);
             out.put_bytes(why.as_bytes());
         }
+        ClientReply::Denied(why) => {
+            out.put_u8(14);
+            out.put_bytes(why.as_bytes());
+        }
         ClientReply::Status(status) => {
             out.put_u8(5);
             out.put_u64(status.id);
@@ -1306,6 +1330,7 @@ fn decode_reply(reader: &mut Reader) -> Result<ClientReply, String> {
         },
         4 => ClientReply::Failed(text(reader)?),
         6 => ClientReply::Unavailable(text(reader)?),
+        14 => ClientReply::Denied(text(reader)?),
         5 => {
             let id = reader.u64()?;
             let role = text(reader)?;
@@ -1410,6 +1435,12 @@ mod tests {
             Frame::Hello {
                 cluster: 42,
                 caller: Caller::Member(3),
+                token: Vec::new(),
+            },
+            Frame::Hello {
+                cluster: 42,
+                caller: Caller::Client(7),
+                token: b"a-token-of-some-length".to_vec(),
             },
             Frame::Raft(Message {
                 from: 1,

@@ -138,7 +138,7 @@ start_cluster() {
                 [ "$i" = "$j" ] && continue
                 peers="${peers:+$peers,}$((j + 1))=127.0.0.1:${ports[$j]}"
             done
-            "$ACCORD" server --id $((i + 1)) --listen "127.0.0.1:${ports[$i]}" --peers "$peers" \
+            "$ACCORD" server --plaintext --id $((i + 1)) --listen "127.0.0.1:${ports[$i]}" --peers "$peers" \
                 --data-dir "$WORK/data$attempt/n$((i + 1))" --tick-ms 20 \
                 >"$WORK/server$((i + 1)).log" 2>&1 &
             pid=$!

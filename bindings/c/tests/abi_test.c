@@ -28,6 +28,7 @@ static int failures = 0;
 #define S(text) (const uint8_t *)(text), strlen(text)
 
 static accord_client *shared_client;
+static const char *shared_endpoints;
 
 static void *writer(void *arg) {
     long id = (long)arg;
@@ -96,6 +97,26 @@ static void bad_input(void) {
     CHECK(accord_client_connect("127.0.0.1:1", 1, 0, NULL) == ACCORD_ERR_NULL_ARGUMENT);
     CHECK(accord_client_connect("", 1, 0, &client) == ACCORD_ERR_CONFIG);
     CHECK(client == NULL); /* outputs are written only on success */
+    /* TLS files are read at connect: a missing CA is a configuration error, a certificate
+       without a CA an invalid argument; a token alone (no access file here) is accepted. */
+    CHECK(accord_client_connect_secure("127.0.0.1:1", 1, 0, "/nonexistent/ca.pem", NULL, NULL,
+                                       NULL, &client) == ACCORD_ERR_CONFIG);
+    CHECK(strstr(accord_last_error_message(), "/nonexistent/ca.pem") != NULL);
+    CHECK(accord_client_connect_secure("127.0.0.1:1", 1, 0, NULL, "cert.pem", "key.pem", NULL,
+                                       &client) == ACCORD_ERR_INVALID_ARGUMENT);
+    CHECK(client == NULL);
+    CHECK(accord_client_connect_secure(NULL, 1, 0, NULL, NULL, NULL, NULL, &client) ==
+          ACCORD_ERR_NULL_ARGUMENT);
+    {
+        accord_client *with_token = NULL;
+        OK(accord_client_connect_secure(shared_endpoints, 1, 10000, NULL, NULL, NULL,
+                                        "a-token-of-sixteen-chars", &with_token));
+        OK(accord_kv_put(with_token, S("token/k"), S("v"), &revision));
+        OK(accord_client_close(with_token));
+        accord_client_free(with_token);
+    }
+    CHECK(strcmp(accord_result_str(ACCORD_ERR_PERMISSION_DENIED),
+                 "ACCORD_ERR_PERMISSION_DENIED") == 0);
     CHECK(accord_kv_put(NULL, S("k"), S("v"), &revision) == ACCORD_ERR_NULL_ARGUMENT);
     CHECK(strlen(accord_last_error_message()) > 0);
     CHECK(accord_kv_put(shared_client, NULL, 3, S("v"), &revision) == ACCORD_ERR_NULL_ARGUMENT);
@@ -365,6 +386,7 @@ int main(int argc, char **argv) {
     CHECK(accord_node_start(9, "not an address", "", dir[0], &twice) ==
           ACCORD_ERR_INVALID_ARGUMENT);
     OK(accord_client_connect(endpoints, 1, 10000, &shared_client));
+    shared_endpoints = endpoints;
     bad_input();
     key_values(shared_client);
     pthread_t threads[8];

@@ -36,8 +36,8 @@ pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
     let binary = std::env::current_exe().map_err(|e| format!("finding the accord binary: {e}"))?;
     let fail = |e: accord::Error| e.to_string();
     let started = Instant::now();
-    step("starting 3 accord servers on loopback");
-    let mut cluster = LocalCluster::start(&binary, 3, "demo", &[]).map_err(fail)?;
+    step("starting 3 accord servers on loopback, with mutual TLS from a throwaway CA");
+    let mut cluster = LocalCluster::start_with(&binary, 3, "demo", &[], true).map_err(fail)?;
     for id in cluster.ids() {
         println!(
             "    node {id}: {} (pid {})",
@@ -49,6 +49,10 @@ pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
         );
     }
     println!("    data and logs in {}", cluster.dir().display());
+    println!(
+        "    certificates in {} (made like `accord certs` does)",
+        cluster.dir().join("tls").display()
+    );
     let (leader, term) = cluster
         .wait_for_leader(None, Duration::from_secs(10))
         .map_err(fail)?;

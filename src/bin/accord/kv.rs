@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use accord::api::{Client, ClientConfig};
 
-use crate::args::Args;
+use crate::args::{Args, Security};
 
 const HELP: &str = "\
 usage: accord kv get KEY [--serializable]
@@ -18,6 +18,12 @@ options (all commands):
   --endpoints A,B,C   member addresses (default: $ACCORD_ENDPOINTS, else 127.0.0.1:7101)
   --cluster-id N      the cluster's id (default 1)
   --timeout-ms N      how long a call may take, retries included (default 10000)
+  --tls-ca FILE       connect with TLS, trusting this CA (default: $ACCORD_TLS_CA)
+  --tls-cert FILE --tls-key FILE
+                      the client's certificate and key, when members require one
+                      (default: $ACCORD_TLS_CERT, $ACCORD_TLS_KEY)
+  --token-file FILE   a file holding the token the members' access file knows this client
+                      by (default: $ACCORD_TOKEN_FILE)
 ";
 
 /// The client configuration the common options describe.
@@ -42,11 +48,12 @@ fn client(args: &mut Args) -> Result<(Client, Vec<String>), String> {
         .filter(|e| !e.is_empty())
         .map(String::from)
         .collect();
-    let config = ClientConfig {
+    let security = Security::from_args(args, false)?;
+    let config = security.apply(ClientConfig {
         cluster,
         timeout: Duration::from_millis(timeout_ms),
         ..ClientConfig::new(endpoints.clone())
-    };
+    });
     Ok((
         Client::connect(config).map_err(|e| e.to_string())?,
         endpoints,

@@ -6,6 +6,7 @@ mod bench;
 mod bench_ffi;
 mod bench_local;
 mod bench_wal;
+mod certs;
 mod check;
 mod coord;
 mod counting_alloc;
@@ -32,6 +33,7 @@ usage: accord <command> [options]
 commands:
   demo     a 3-member cluster on loopback: elect, write, kill the leader, fail over, verify
   server   run one member of a cluster (accord server --help)
+  certs    make a cluster CA and TLS certificates for members and clients
   kv       read and write keys: get, put, del, range (accord kv --help)
   status   each member's view: role, term, leader, commit and applied index, lag
   member   list the cluster's members; add, promote or remove one (accord member --help)
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "sim" => sim::main(arguments),
         "server" => server::main(arguments),
+        "certs" => certs::main(arguments),
         "demo" => demo::main(arguments),
         "kv" => kv::kv_main(arguments),
         "status" => kv::status_main(arguments),

@@ -6,12 +6,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use accord::api::{Client, ClientConfig, MembershipView, Node, NodeConfig};
+use accord::runtime::access::AccessRules;
 use accord::runtime::log::{log, Level};
 use accord::runtime::members::encode_addresses;
 use accord::runtime::storage::WalStorage;
 
-use crate::args::Args;
+use crate::args::{Args, Security};
 
 const HELP: &str = "\
 usage: accord server --id N --listen ADDR --peers ID=ADDR[,ID=ADDR...] --data-dir DIR [options]
@@ -28,7 +31,28 @@ again: its data directory remembers the membership (give --join anyway, it is ig
     listen = \"127.0.0.1:7101\"
     peers = \"2=127.0.0.1:7102,3=127.0.0.1:7103\"
     data_dir = \"/var/lib/accord\"
-    # cluster_id, tick_ms, election_ticks, snapshot_entries, rejoin = true|false
+    tls_ca = \"/etc/accord/ca.pem\"
+    tls_cert = \"/etc/accord/node1.pem\"
+    tls_key = \"/etc/accord/node1-key.pem\"
+    # cluster_id, tick_ms, election_ticks, snapshot_entries, access, token_file,
+    # rejoin = true|false, plaintext = true|false
+
+security (one of the two is required):
+  --tls-ca FILE --tls-cert FILE --tls-key FILE
+                       TLS on every connection: FILE holds PEM. Members present their
+                       certificate to each other (mutual TLS; the certificate must name the
+                       address other members reach it at) and every caller must show a
+                       certificate the CA signed, or, with --access, a token. `accord certs`
+                       makes a CA and certificates.
+  --plaintext          serve without TLS: anyone on the network can read and forge traffic,
+                       tokens included. For loopback and trusted networks only; the member
+                       warns at start.
+  --access FILE        who may do what: users identified by a token or a certificate's common
+                       name, and their roles (per-space, per-prefix read and write rights;
+                       read-only, read-write, admin, member built in). The file's format is in
+                       SECURITY.md. Without it, every caller that passes TLS may do everything.
+  --token-file FILE    the token this member presents to the others (with --access, when its
+                       certificate does not identify it as a member, or without TLS)
 
 options:
   --cluster-id N       cluster identity; connections from other clusters are refused (default 1)
@@ -95,18 +119,18 @@ fn config_file_arguments(path: &str) -> Result<Vec<String>, String> {
             None => value.to_string(),
         };
         match (key.as_str(), value.as_str()) {
-            ("rejoin", "true") => arguments.push("--rejoin".to_string()),
-            ("rejoin", "false") => {}
-            ("rejoin", other) => {
+            ("rejoin" | "plaintext", "true") => arguments.push(format!("--{key}")),
+            ("rejoin" | "plaintext", "false") => {}
+            ("rejoin" | "plaintext", other) => {
                 return Err(format!(
-                    "{path}:{}: rejoin must be true or false, not {other}",
+                    "{path}:{}: {key} must be true or false, not {other}",
                     number + 1
                 ))
             }
             (
                 "id" | "listen" | "peers" | "join" | "data-dir" | "cluster-id" | "tick-ms"
                 | "election-ticks" | "snapshot-entries" | "compaction-margin" | "metrics"
-                | "disk-quota-mb",
+                | "disk-quota-mb" | "tls-ca" | "tls-cert" | "tls-key" | "access" | "token-file",
                 _,
             ) => {
                 arguments.push(format!("--{key}"));
@@ -119,7 +143,8 @@ fn config_file_arguments(path: &str) -> Result<Vec<String>, String> {
 }
 
 pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
-    let mut args = Args::parse(arguments.clone(), &["help", "rejoin", "no-promote"])?;
+    let switches = ["help", "rejoin", "no-promote", "plaintext"];
+    let mut args = Args::parse(arguments.clone(), &switches)?;
     if args.flag("help") {
         print!("{HELP}");
         return Ok(ExitCode::SUCCESS);
@@ -135,13 +160,13 @@ pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
             }
             if let Some(name) = flag.strip_prefix("--") {
                 if let Some(position) = merged.iter().position(|m| m == &flag) {
-                    let takes_value = name != "rejoin" && name != "no-promote";
+                    let takes_value = !switches.contains(&name);
                     merged.drain(position..position + 1 + takes_value as usize);
                 }
             }
             merged.push(flag);
         }
-        args = Args::parse(merged, &["help", "rejoin", "no-promote"])?;
+        args = Args::parse(merged, &switches)?;
     }
     let id: u64 = args.get_opt("id")?.ok_or("--id is required")?;
     let listen: SocketAddr = args.get_opt("listen")?.ok_or("--listen is required")?;
@@ -160,7 +185,15 @@ pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
         "compaction-margin",
         accord::limits::COMPACTION_MARGIN_ENTRIES_DEFAULT,
     )?;
+    let security = Security::from_args(&mut args, true)?;
+    let access: Option<PathBuf> = args.get_opt("access")?;
     args.finish()?;
+    let access = match access {
+        Some(path) => Some(Arc::new(
+            AccessRules::load(&path).map_err(|e| e.to_string())?,
+        )),
+        None => None,
+    };
     if join.is_some() && !peers.is_empty() {
         return Err(
             "give either --peers (a new cluster) or --join (a running one), not both".into(),
@@ -179,7 +212,7 @@ pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
         .collect();
     let mut joined = None;
     if !join_endpoints.is_empty() && !WalStorage::holds_a_member(&data_dir) {
-        let (view, addresses) = ask_to_join(&join_endpoints, cluster, id, listen)?;
+        let (view, addresses) = ask_to_join(&join_endpoints, cluster, id, listen, &security)?;
         members = addresses.clone();
         members.insert(id, listen);
         joined = Some((view.conf.clone(), encode_addresses(&members)));
@@ -194,6 +227,9 @@ pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
     config.rejoin = rejoin;
     config.snapshot_every_entries = snapshot_entries.max(1);
     config.compaction_margin_entries = margin;
+    config.tls = security.tls.clone();
+    config.token = security.token.clone();
+    config.access = access;
     let node = match Node::start(config) {
         Ok(node) => node,
         Err(error) => {
@@ -204,7 +240,7 @@ pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
     if !join_endpoints.is_empty() && promote {
         let mut endpoints = vec![listen.to_string()];
         endpoints.extend(join_endpoints);
-        std::thread::spawn(move || promote_when_caught_up(endpoints, cluster, id));
+        std::thread::spawn(move || promote_when_caught_up(endpoints, cluster, id, security));
     }
     match node.wait() {
         Ok(()) => Ok(ExitCode::SUCCESS),
@@ -222,12 +258,13 @@ fn ask_to_join(
     cluster: u64,
     id: u64,
     listen: SocketAddr,
+    security: &Security,
 ) -> Result<(MembershipView, BTreeMap<u64, SocketAddr>), String> {
-    let config = ClientConfig {
+    let config = security.apply(ClientConfig {
         cluster,
         timeout: Duration::from_secs(30),
         ..ClientConfig::new(endpoints.to_vec())
-    };
+    });
     let client = Client::connect(config).map_err(|e| e.to_string())?;
     log(
         Level::Info,
@@ -257,12 +294,12 @@ fn ask_to_join(
 
 /// Asks, until it succeeds, for this learner to be promoted: the leader refuses while the
 /// learner's log trails its own by too much, so this waits for the catch-up.
-fn promote_when_caught_up(endpoints: Vec<String>, cluster: u64, id: u64) {
-    let config = ClientConfig {
+fn promote_when_caught_up(endpoints: Vec<String>, cluster: u64, id: u64, security: Security) {
+    let config = security.apply(ClientConfig {
         cluster,
         timeout: Duration::from_secs(10),
         ..ClientConfig::new(endpoints)
-    };
+    });
     let Ok(client) = Client::connect(config) else {
         return;
     };

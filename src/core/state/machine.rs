@@ -15,7 +15,7 @@ use super::session::Sessions;
 use crate::codec::{Put, Reader};
 use crate::limits::{
     CLIENT_RESULTS_MAX, KEY_BYTES_MAX, PRIMITIVES_MAX, RANGE_BYTES_MAX, RANGE_KEY_OVERHEAD_BYTES,
-    RANGE_RESULTS_MAX, SESSIONS_MAX, VALUE_BYTES_MAX,
+    RANGE_RESULTS_MAX, SESSIONS_MAX, SESSIONS_PER_CLIENT_MAX, VALUE_BYTES_MAX,
 };
 use crate::types::Index;
 
@@ -291,6 +291,15 @@ impl StateMachine {
             Command::CreateSession { ttl_ms } => {
                 if self.sessions.len() >= SESSIONS_MAX {
                     return refused(now, format!("{SESSIONS_MAX} sessions are open already"));
+                }
+                if self.sessions.owned_by(client) >= SESSIONS_PER_CLIENT_MAX {
+                    return refused(
+                        now,
+                        format!(
+                            "this client has {SESSIONS_PER_CLIENT_MAX} sessions open already \
+                             (the limit per client); close some first"
+                        ),
+                    );
                 }
                 let mut fx = self.effects();
                 let id = fx.bump();
@@ -1112,6 +1121,34 @@ mod tests {
             Outcome::Acquired { token, .. } | Outcome::Claimed { token, .. } => *token,
             other => panic!("not granted: {other:?}"),
         }
+    }
+
+    #[test]
+    fn one_client_cannot_take_every_session() {
+        let mut d = Driver::new();
+        let create = || Command::CreateSession { ttl_ms: 5_000 };
+        let mut first = None;
+        for _ in 0..SESSIONS_PER_CLIENT_MAX {
+            match d.run_as(7, create()) {
+                Outcome::Session { session, .. } => first = first.or(Some(session)),
+                other => panic!("no session: {other:?}"),
+            }
+        }
+        match d.run_as(7, create()) {
+            Outcome::Refused { reason, .. } => assert!(reason.contains("per client"), "{reason}"),
+            other => panic!("over the limit: {other:?}"),
+        }
+        // Another client is served, and the first gets room back once it closes one.
+        assert!(matches!(d.run_as(8, create()), Outcome::Session { .. }));
+        let session = first.unwrap();
+        assert!(matches!(
+            d.run_as(7, Command::CloseSession { session }),
+            Outcome::Done { .. }
+        ));
+        assert!(matches!(d.run_as(7, create()), Outcome::Session { .. }));
+        // The count survives a snapshot.
+        let decoded = StateMachine::decode(&d.state.encode()).unwrap();
+        assert_eq!(decoded.sessions.owned_by(7), SESSIONS_PER_CLIENT_MAX);
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub struct Session {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Sessions {
     map: BTreeMap<u64, Session>,
+    /// Live sessions per owner (derived from `map`; bounds `SESSIONS_PER_CLIENT_MAX`).
+    per_owner: BTreeMap<u64, usize>,
 }
 
 impl Sessions {
@@ -36,15 +38,34 @@ impl Sessions {
                 "{SESSIONS_MAX} sessions are open already; close some first"
             ));
         }
-        self.map.insert(
-            id,
-            Session {
-                ttl_ms,
-                owner,
-                holds: BTreeSet::new(),
-            },
-        );
+        let session = Session {
+            ttl_ms,
+            owner,
+            holds: BTreeSet::new(),
+        };
+        self.insert(id, session);
         Ok(())
+    }
+
+    fn insert(&mut self, id: u64, session: Session) {
+        *self.per_owner.entry(session.owner).or_insert(0) += 1;
+        if let Some(replaced) = self.map.insert(id, session) {
+            self.forget_owner(replaced.owner);
+        }
+    }
+
+    fn forget_owner(&mut self, owner: u64) {
+        if let Some(count) = self.per_owner.get_mut(&owner) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_owner.remove(&owner);
+            }
+        }
+    }
+
+    /// How many live sessions `owner` created.
+    pub fn owned_by(&self, owner: u64) -> usize {
+        self.per_owner.get(&owner).copied().unwrap_or(0)
     }
 
     /// The session, if alive.
@@ -81,7 +102,9 @@ impl Sessions {
 
     /// Removes a session, returning what it held.
     pub fn remove(&mut self, id: u64) -> Option<Session> {
-        self.map.remove(&id)
+        let session = self.map.remove(&id)?;
+        self.forget_owner(session.owner);
+        Some(session)
     }
 
     /// Every live session with its TTL, in id order.
@@ -140,7 +163,7 @@ impl Sessions {
                     .holds
                     .insert((space, reader.bytes(KEY_BYTES_MAX)?.to_vec()));
             }
-            sessions.map.insert(id, session);
+            sessions.insert(id, session);
         }
         Ok(sessions)
     }
