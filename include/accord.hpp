@@ -115,6 +115,24 @@ public:
         : error(ACCORD_ERR_COMPACTED, message) {}
 };
 
+/// ACCORD_ERR_PERMISSION_DENIED: no valid credentials, or the identity lacks the right.
+class permission_denied_error : public error {
+public:
+    explicit permission_denied_error(const std::string& message)
+        : error(ACCORD_ERR_PERMISSION_DENIED, message) {}
+};
+
+/// How a client proves who it is: TLS files (PEM) and a token, each optional ("" for none).
+struct security {
+    /// The cluster CA; empty: plaintext.
+    std::string tls_ca_file;
+    /// This client's certificate and key, when the members require one.
+    std::string tls_cert_file;
+    std::string tls_key_file;
+    /// The shared secret the members' access file knows this client by.
+    std::string token;
+};
+
 namespace detail {
 
 /// Throws the exception class that matches `code` (which must not be ACCORD_OK).
@@ -136,6 +154,8 @@ namespace detail {
         throw invalid_argument_error(message);
     case ACCORD_ERR_COMPACTED:
         throw compacted_error(message);
+    case ACCORD_ERR_PERMISSION_DENIED:
+        throw permission_denied_error(message);
     default:
         throw error(code, message);
     }
@@ -772,6 +792,20 @@ public:
         accord_client* raw = nullptr;
         check(accord_client_connect(detail::c_str(endpoints, "endpoints"), cluster_id,
                                     timeout_ms, &raw));
+        return client(raw);
+    }
+
+    /// Like connect(), with TLS and a token (see accord_client_connect_secure()).
+    static client connect(const std::string& endpoints, const security& credentials,
+                          std::uint64_t cluster_id = 1, std::uint32_t timeout_ms = 0) {
+        auto optional = [](const std::string& text) {
+            return text.empty() ? nullptr : text.c_str();
+        };
+        accord_client* raw = nullptr;
+        check(accord_client_connect_secure(
+            detail::c_str(endpoints, "endpoints"), cluster_id, timeout_ms,
+            optional(credentials.tls_ca_file), optional(credentials.tls_cert_file),
+            optional(credentials.tls_key_file), optional(credentials.token), &raw));
         return client(raw);
     }
 

@@ -284,3 +284,162 @@ pub const ACCESS_FILE_BYTES_MAX: usize = 1024 * 1024;
 
 /// Grants over all roles of an access file.
 pub const ACCESS_GRANTS_MAX: usize = 10_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every limit with its value, as SECURITY.md must list it.
+    #[allow(clippy::unnecessary_cast)] // some limits are u64 already; the list casts all alike
+    fn every_limit() -> Vec<(&'static str, u64)> {
+        vec![
+            ("ENTRY_BYTES_MAX", ENTRY_BYTES_MAX as u64),
+            ("ENTRY_HEADER_BYTES", ENTRY_HEADER_BYTES as u64),
+            ("APPEND_ENTRIES_COUNT_MAX", APPEND_ENTRIES_COUNT_MAX as u64),
+            ("APPEND_BYTES_MAX", APPEND_BYTES_MAX as u64),
+            ("INFLIGHT_MESSAGES_MAX", INFLIGHT_MESSAGES_MAX as u64),
+            ("SNAPSHOT_BYTES_MAX", SNAPSHOT_BYTES_MAX as u64),
+            (
+                "SNAPSHOT_CHUNKS_IN_FLIGHT_MAX",
+                SNAPSHOT_CHUNKS_IN_FLIGHT_MAX as u64,
+            ),
+            (
+                "SNAPSHOT_CHUNKS_PER_TRANSFER",
+                SNAPSHOT_CHUNKS_PER_TRANSFER as u64,
+            ),
+            ("WAL_SEGMENT_BYTES", WAL_SEGMENT_BYTES as u64),
+            (
+                "WAL_SEGMENT_FILE_BYTES_MAX",
+                WAL_SEGMENT_FILE_BYTES_MAX as u64,
+            ),
+            ("WAL_SEGMENTS_MAX", WAL_SEGMENTS_MAX as u64),
+            (
+                "COMPACTION_MARGIN_ENTRIES_DEFAULT",
+                COMPACTION_MARGIN_ENTRIES_DEFAULT as u64,
+            ),
+            ("SNAPSHOT_FILES_KEPT", SNAPSHOT_FILES_KEPT as u64),
+            ("PROPOSAL_BATCH_COUNT_MAX", PROPOSAL_BATCH_COUNT_MAX as u64),
+            ("UNCOMMITTED_BYTES_MAX", UNCOMMITTED_BYTES_MAX as u64),
+            ("PENDING_READS_MAX", PENDING_READS_MAX as u64),
+            ("OUTBOX_MESSAGES_MAX", OUTBOX_MESSAGES_MAX as u64),
+            ("VOTERS_MAX", VOTERS_MAX as u64),
+            ("LEARNERS_MAX", LEARNERS_MAX as u64),
+            (
+                "REPEATED_WARNING_INTERVAL_MS",
+                REPEATED_WARNING_INTERVAL_MS as u64,
+            ),
+            ("WARNED_KEYS_MAX", WARNED_KEYS_MAX as u64),
+            (
+                "LAG_BYTES_SCAN_ENTRIES_MAX",
+                LAG_BYTES_SCAN_ENTRIES_MAX as u64,
+            ),
+            ("SNAPSHOT_CHUNK_BYTES", SNAPSHOT_CHUNK_BYTES as u64),
+            (
+                "METRICS_REQUEST_BYTES_MAX",
+                METRICS_REQUEST_BYTES_MAX as u64,
+            ),
+            (
+                "METRICS_SCRAPE_TIMEOUT_MS",
+                METRICS_SCRAPE_TIMEOUT_MS as u64,
+            ),
+            (
+                "MEMBERSHIP_CONTEXT_BYTES_MAX",
+                MEMBERSHIP_CONTEXT_BYTES_MAX as u64,
+            ),
+            ("PROMOTE_LAG_ENTRIES_MAX", PROMOTE_LAG_ENTRIES_MAX as u64),
+            ("ELECTION_TICKS_MIN", ELECTION_TICKS_MIN as u64),
+            ("ELECTION_TICKS_MAX", ELECTION_TICKS_MAX as u64),
+            ("KEY_BYTES_MAX", KEY_BYTES_MAX as u64),
+            ("VALUE_BYTES_MAX", VALUE_BYTES_MAX as u64),
+            ("TXN_OPERATIONS_MAX", TXN_OPERATIONS_MAX as u64),
+            ("RANGE_RESULTS_MAX", RANGE_RESULTS_MAX as u64),
+            ("RANGE_BYTES_MAX", RANGE_BYTES_MAX as u64),
+            ("RANGE_KEY_OVERHEAD_BYTES", RANGE_KEY_OVERHEAD_BYTES as u64),
+            ("CLIENT_RESULTS_MAX", CLIENT_RESULTS_MAX as u64),
+            ("SESSIONS_MAX", SESSIONS_MAX as u64),
+            ("SESSIONS_PER_CLIENT_MAX", SESSIONS_PER_CLIENT_MAX as u64),
+            ("SESSION_TTL_MS_MIN", SESSION_TTL_MS_MIN as u64),
+            ("SESSION_TTL_MS_MAX", SESSION_TTL_MS_MAX as u64),
+            ("SESSION_TTL_MS_DEFAULT", SESSION_TTL_MS_DEFAULT as u64),
+            ("SESSION_DRIFT_PER_MILLE", SESSION_DRIFT_PER_MILLE as u64),
+            ("SESSION_HOLDS_MAX", SESSION_HOLDS_MAX as u64),
+            ("EXPIRE_BATCH_MAX", EXPIRE_BATCH_MAX as u64),
+            ("PRIMITIVES_MAX", PRIMITIVES_MAX as u64),
+            ("LOCK_WAITERS_MAX", LOCK_WAITERS_MAX as u64),
+            ("SEMAPHORE_PERMITS_MAX", SEMAPHORE_PERMITS_MAX as u64),
+            ("GROUP_MEMBERS_MAX", GROUP_MEMBERS_MAX as u64),
+            ("QUEUE_ITEMS_MAX", QUEUE_ITEMS_MAX as u64),
+            ("BARRIER_PARTICIPANTS_MAX", BARRIER_PARTICIPANTS_MAX as u64),
+            ("WATCH_HISTORY_EVENTS_MAX", WATCH_HISTORY_EVENTS_MAX as u64),
+            ("WATCH_HISTORY_BYTES_MAX", WATCH_HISTORY_BYTES_MAX as u64),
+            ("WATCHES_MAX", WATCHES_MAX as u64),
+            (
+                "WATCHES_PER_CONNECTION_MAX",
+                WATCHES_PER_CONNECTION_MAX as u64,
+            ),
+            ("EVENTS_PER_FRAME_MAX", EVENTS_PER_FRAME_MAX as u64),
+            (
+                "WATCH_CONNECTION_BACKLOG_BYTES_MAX",
+                WATCH_CONNECTION_BACKLOG_BYTES_MAX as u64,
+            ),
+            ("WATCH_BUFFER_EVENTS_MAX", WATCH_BUFFER_EVENTS_MAX as u64),
+            ("FRAME_BYTES_MAX", FRAME_BYTES_MAX as u64),
+            (
+                "CONNECTION_SEND_BYTES_MAX",
+                CONNECTION_SEND_BYTES_MAX as u64,
+            ),
+            ("CONNECTIONS_MAX", CONNECTIONS_MAX as u64),
+            (
+                "PENDING_CLIENT_REQUESTS_MAX",
+                PENDING_CLIENT_REQUESTS_MAX as u64,
+            ),
+            (
+                "CONNECTIONS_PER_SOURCE_MAX",
+                CONNECTIONS_PER_SOURCE_MAX as u64,
+            ),
+            (
+                "PENDING_REQUESTS_PER_CONNECTION_MAX",
+                PENDING_REQUESTS_PER_CONNECTION_MAX as u64,
+            ),
+            ("NODE_COMMAND_QUEUE_MAX", NODE_COMMAND_QUEUE_MAX as u64),
+            ("POLL_EVENTS_MAX", POLL_EVENTS_MAX as u64),
+            ("SIM_NODES_MAX", SIM_NODES_MAX as u64),
+            ("SIM_SPARES_MAX", SIM_SPARES_MAX as u64),
+            ("SIM_CLIENTS_MAX", SIM_CLIENTS_MAX as u64),
+            ("SIM_NETWORK_MESSAGES_MAX", SIM_NETWORK_MESSAGES_MAX as u64),
+            ("SIM_STEPS_MAX", SIM_STEPS_MAX as u64),
+            (
+                "SIM_HISTORY_OPERATIONS_MAX",
+                SIM_HISTORY_OPERATIONS_MAX as u64,
+            ),
+            (
+                "LINEARIZABILITY_STEPS_MAX",
+                LINEARIZABILITY_STEPS_MAX as u64,
+            ),
+            ("SIM_SEEDS_MAX", SIM_SEEDS_MAX as u64),
+            ("TOKEN_BYTES_MAX", TOKEN_BYTES_MAX as u64),
+            ("ACCESS_FILE_BYTES_MAX", ACCESS_FILE_BYTES_MAX as u64),
+            ("ACCESS_GRANTS_MAX", ACCESS_GRANTS_MAX as u64),
+        ]
+    }
+
+    #[test]
+    fn security_md_lists_every_limit_with_its_value() {
+        let source = include_str!("limits.rs");
+        let declared = source
+            .lines()
+            .filter(|line| line.starts_with("pub const "))
+            .count();
+        let listed = every_limit();
+        assert_eq!(
+            declared,
+            listed.len(),
+            "a limit is missing from every_limit()"
+        );
+        let doc = include_str!("../SECURITY.md");
+        for (name, value) in listed {
+            let row = format!("| `{name}` | {value} |");
+            assert!(doc.contains(&row), "SECURITY.md has no row starting {row}");
+        }
+    }
+}

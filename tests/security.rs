@@ -265,6 +265,23 @@ fn without_tls_members_and_clients_identify_themselves_by_token() {
             .get(b"app/a"),
         "authentication failed",
     );
+    // No token, no value and no denied key reaches the members' logs.
+    alice.put(b"app/secret", b"value-never-logged").unwrap();
+    denied(alice.get(b"denied-key-never-logged"), "alice may not read");
+    let logs: String = cluster
+        .ids()
+        .iter()
+        .map(|id| std::fs::read_to_string(cluster.dir().join(format!("node{id}.log"))).unwrap())
+        .collect();
+    assert!(logs.contains("denied a request of alice"), "{logs}");
+    for secret in [
+        ALICE_TOKEN,
+        MEMBER_TOKEN,
+        "value-never-logged",
+        "denied-key-never-logged",
+    ] {
+        assert!(!logs.contains(secret), "{secret} is in the logs:\n{logs}");
+    }
 }
 
 #[test]

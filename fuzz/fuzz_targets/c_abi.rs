@@ -161,7 +161,7 @@ fuzz_target!(|data: &[u8]| {
     let mut h = Handles::default();
     // Bounded by the input's length: every step reads at least one byte.
     while !p.done() {
-        let op = p.byte() % 16;
+        let op = p.byte() % 17;
         // SAFETY: every pointer below is NULL or valid for the call; handles are live
         // (freed only at the end, or removed from their list when freed).
         let code = unsafe {
@@ -393,6 +393,38 @@ fuzz_target!(|data: &[u8]| {
                         code
                     }
                 },
+                16 => {
+                    // Connecting with random TLS files and token (NULL, junk, paths that do
+                    // not exist, interior NULs refused by CString): refused or prepared,
+                    // never used (a call would try to reach random addresses).
+                    let mut text = || -> Option<std::ffi::CString> {
+                        match p.byte() % 4 {
+                            0 => None,
+                            1 => Some(c"/nonexistent/accord-fuzz.pem".to_owned()),
+                            _ => std::ffi::CString::new(p.bytes()).ok(),
+                        }
+                    };
+                    let endpoints = text();
+                    let (ca, cert, key, token) = (text(), text(), text(), text());
+                    let ptr =
+                        |s: &Option<std::ffi::CString>| s.as_ref().map_or(null(), |s| s.as_ptr());
+                    let mut made = null_mut();
+                    let code = accord_client_connect_secure(
+                        ptr(&endpoints),
+                        1,
+                        p.timeout(),
+                        ptr(&ca),
+                        ptr(&cert),
+                        ptr(&key),
+                        ptr(&token),
+                        &mut made,
+                    );
+                    if !made.is_null() {
+                        accord_client_close(made);
+                        accord_client_free(made);
+                    }
+                    code
+                }
                 _ => match p.pick(h.sessions.len()) {
                     Some(i) if p.byte() % 2 == 0 => accord_session_close(h.sessions[i]),
                     Some(i) => {

@@ -4,6 +4,7 @@ cancels them promptly."""
 from __future__ import annotations
 
 import _thread
+import signal
 import threading
 import time
 from typing import Callable, Dict, List, Tuple
@@ -103,6 +104,10 @@ def test_many_blocked_waits_at_once_do_not_hold_the_gil(cluster, name):
 
 
 def interrupt_main_after(delay: float) -> threading.Timer:
+    # A shell starting a job in the background starts it with SIGINT ignored, and Python
+    # then leaves it ignored, so the simulated Ctrl-C would be too: these tests need Python's
+    # own handler whatever launched them.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(delay, _thread.interrupt_main)
     timer.start()
     return timer

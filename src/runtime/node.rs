@@ -411,7 +411,16 @@ impl EventLoop {
         let jitter = seeds.fork();
         let raft = Raft::new(raft_config, storage)?;
         let tls = match &config.tls {
-            Some(files) => Some(MemberTls::load(files)?),
+            Some(files) => {
+                if config.access.is_none() {
+                    warn(
+                        config.id,
+                        "TLS without an access file: every certificate the cluster CA signed \
+                         may do everything, joining as a member included",
+                    );
+                }
+                Some(MemberTls::load(files)?)
+            }
             None => {
                 warn(
                     config.id,
@@ -900,7 +909,10 @@ impl EventLoop {
                 connection.in_flight += 1;
                 if let Some(rights) = &connection.rights {
                     if let Err(why) = rights.authorize(&op) {
-                        self.warn_now_and_then((Repeated::Denied, client), why.clone());
+                        // Logged without the key or name asked for (the client's error has it):
+                        // logs hold no application data.
+                        let text = format!("denied a request of {} (client {client})", rights.name);
+                        self.warn_now_and_then((Repeated::Denied, client), text);
                         self.reply(&to, ClientReply::Denied(why));
                         return;
                     }

@@ -141,6 +141,8 @@ void error_mapping() {
                  accord::check(ACCORD_ERR_INVALID_ARGUMENT));
     CHECK_THROWS(accord::compacted_error, ACCORD_ERR_COMPACTED,
                  accord::check(ACCORD_ERR_COMPACTED));
+    CHECK_THROWS(accord::permission_denied_error, ACCORD_ERR_PERMISSION_DENIED,
+                 accord::check(ACCORD_ERR_PERMISSION_DENIED));
     // The others are plain accord::error.
     const accord_result plain[] = {ACCORD_ERR_NULL_ARGUMENT, ACCORD_ERR_IO,
                                    ACCORD_ERR_CORRUPTION,    ACCORD_ERR_LOCKED,
@@ -164,6 +166,10 @@ void bad_input(const std::string& data_dir) {
                  accord::client::connect(std::string("127.0.0.1:1\0,x", 14)));
     CHECK_THROWS(accord::invalid_argument_error, ACCORD_ERR_INVALID_ARGUMENT,
                  accord::node::start(9, "not an address", "", data_dir + "/bad"));
+    // TLS files are read at connect: a missing CA is a configuration error.
+    accord::security missing;
+    missing.tls_ca_file = data_dir + "/no-such-ca.pem";
+    CHECK_THROWS(accord::error, ACCORD_ERR_CONFIG, accord::client::connect("127.0.0.1:1", missing));
 }
 
 void key_values(const accord::client& c) {

@@ -379,6 +379,31 @@ mod tests {
     }
 
     #[test]
+    fn one_connection_cannot_hold_more_than_its_share_of_watches() {
+        let mut hub = WatchHub::new(0);
+        let on = |slot: usize, watch: u64| WatchKey {
+            slot,
+            serial: 1,
+            watch,
+        };
+        for watch in 0..WATCHES_PER_CONNECTION_MAX as u64 {
+            hub.add(on(1, watch), Space::Kv, b"p/".to_vec(), 1).unwrap();
+        }
+        let over = WATCHES_PER_CONNECTION_MAX as u64;
+        match hub.add(on(1, over), Space::Kv, b"p/".to_vec(), 1) {
+            Err(WatchRefused::Limit(why)) => assert!(why.contains("a connection may hold")),
+            other => panic!("over the limit: {other:?}"),
+        }
+        // Another connection is served, and events still reach every watch.
+        hub.add(on(2, 0), Space::Kv, b"p/".to_vec(), 1).unwrap();
+        let routed = hub.publish(vec![event(1, "p/x")]);
+        assert_eq!(routed.len(), WATCHES_PER_CONNECTION_MAX + 1);
+        // Closing the connection frees its share.
+        hub.remove_connection(1);
+        hub.add(on(1, over), Space::Kv, b"p/".to_vec(), 2).unwrap();
+    }
+
+    #[test]
     fn a_start_before_the_history_is_compacted() {
         let mut hub = WatchHub::new(10);
         assert_eq!(
