@@ -23,7 +23,7 @@ NODES ?= 3
 # stable toolchain alone, and RUSTC_BOOTSTRAP=1 lets stable accept them.
 FUZZ := cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
 
-.PHONY: torture test-torture bench-compare test-go test-python bench-python bench-ffi install install-files header deps help build test lint test-rust test-sim test-crash test-fuzz fuzz-tools sim sim-long crashtest fuzz bench bench-wal bench-local fmt
+.PHONY: docs torture test-torture bench-compare test-go test-python bench-python bench-ffi install install-files header deps help build test lint test-rust test-sim test-crash test-fuzz fuzz-tools sim sim-long crashtest fuzz bench bench-wal bench-local fmt
 
 help:
 	@echo "make build     - build the library and the accord binary (release)"
@@ -71,6 +71,10 @@ install-files:
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' bindings/c/accord.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/accord.pc
 
 # Regenerates include/accord.h from src/ffi (commit the result).
+# Rewrites the generated pages under docs/ (the CLI reference) from the binary.
+docs:
+	ACCORD_UPDATE_DOCS=1 $(CARGO) test --release --test cli_reference
+
 header:
 	ACCORD_WRITE_HEADER=1 $(CARGO) build --release
 
@@ -84,6 +88,7 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --lib --features python -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --quiet
 	@test -z "$$(gofmt -l bindings/go bench torture)" || { gofmt -l bindings/go bench torture; echo "run gofmt -w bindings/go bench torture"; exit 1; }
 	cd torture && go vet ./...
 

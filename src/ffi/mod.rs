@@ -7,7 +7,7 @@
 //!   [`accord_result_str`] names a code and [`accord_last_error_message`] (per thread) gives
 //!   the detail of the last failure;
 //! - NULL or invalid arguments give an error code, never a crash: every pointer goes through
-//!   the helpers below, and every body runs inside [`guard`], a panic boundary;
+//!   the helpers below, and every body runs inside `guard`, a panic boundary;
 //! - handles are usable from any thread; after `_close` every call on the handle returns
 //!   `ACCORD_ERR_SHUTDOWN`; `_free` accepts NULL and must be the handle's last use;
 //! - byte strings are `(const uint8_t *ptr, size_t len)` (`ptr` may be NULL when `len` is 0);

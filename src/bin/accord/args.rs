@@ -9,6 +9,19 @@ use accord::api::ClientConfig;
 use accord::runtime::access::Secret;
 use accord::runtime::tls::TlsFiles;
 
+/// The help lines of the options [`Security::from_args`] reads for a client.
+macro_rules! client_security_help {
+    () => {
+        "  --tls-ca FILE       connect with TLS, trusting this CA (default: $ACCORD_TLS_CA)
+  --tls-cert FILE --tls-key FILE
+                      the client's certificate and key, when members require one
+                      (default: $ACCORD_TLS_CERT, $ACCORD_TLS_KEY)
+  --token-file FILE   a file holding the token the members' access file knows this client
+                      by (default: $ACCORD_TOKEN_FILE)
+"
+    };
+}
+
 /// The TLS files and token a member or a command-line client uses.
 #[derive(Clone, Debug, Default)]
 pub struct Security {

@@ -10,7 +10,8 @@ use accord::api::{Client, ClientConfig, Event, EventKind, Session, Space, WatchI
 use crate::args::Args;
 use crate::kv::client_config;
 
-const HELP: &str = "\
+const HELP: &str = concat!(
+    "\
 usage: accord lock NAME [--ttl-ms N] [--wait-ms N] -- CMD [ARGS...]
            run CMD while holding the mutex NAME; CMD gets the fencing token in
            ACCORD_FENCING_TOKEN (and the session in ACCORD_SESSION). If the lock is lost
@@ -40,7 +41,9 @@ options (all commands):
   --timeout-ms N      how long a call may take, retries included (default 10000)
   --ttl-ms N          session TTL (default 10000; at least 1000)
   --wait-ms N         how long to wait for a lock or an item (default: forever)
-";
+",
+    client_security_help!()
+);
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 

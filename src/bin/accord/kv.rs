@@ -7,7 +7,8 @@ use accord::api::{Client, ClientConfig};
 
 use crate::args::{Args, Security};
 
-const HELP: &str = "\
+const HELP: &str = concat!(
+    "\
 usage: accord kv get KEY [--serializable]
        accord kv put KEY VALUE
        accord kv del KEY
@@ -18,13 +19,9 @@ options (all commands):
   --endpoints A,B,C   member addresses (default: $ACCORD_ENDPOINTS, else 127.0.0.1:7101)
   --cluster-id N      the cluster's id (default 1)
   --timeout-ms N      how long a call may take, retries included (default 10000)
-  --tls-ca FILE       connect with TLS, trusting this CA (default: $ACCORD_TLS_CA)
-  --tls-cert FILE --tls-key FILE
-                      the client's certificate and key, when members require one
-                      (default: $ACCORD_TLS_CERT, $ACCORD_TLS_KEY)
-  --token-file FILE   a file holding the token the members' access file knows this client
-                      by (default: $ACCORD_TOKEN_FILE)
-";
+",
+    client_security_help!()
+);
 
 /// The client configuration the common options describe.
 pub fn client_config(args: &mut Args) -> Result<ClientConfig, String> {

@@ -1,6 +1,7 @@
 //! The `accord` command: server, command-line client, coordination primitives, demo,
 //! simulation and benchmarks.
 
+#[macro_use]
 mod args;
 mod bench;
 mod bench_ffi;

@@ -7,7 +7,8 @@ use accord::api::MembershipView;
 use crate::args::Args;
 use crate::kv::connect;
 
-const HELP: &str = "\
+const HELP: &str = concat!(
+    "\
 usage: accord member list
        accord member add ID ADDRESS      add a learner (it replicates, does not vote yet)
        accord member promote ID          make a learner that has caught up a voter
@@ -24,7 +25,9 @@ options:
   --endpoints A,B,C   member addresses (default: $ACCORD_ENDPOINTS, else 127.0.0.1:7101)
   --cluster-id N      the cluster's id (default 1)
   --timeout-ms N      how long a call may take, retries included (default 10000)
-";
+",
+    client_security_help!()
+);
 
 /// `accord transfer-leader --to ID`.
 pub fn transfer_main(arguments: Vec<String>) -> Result<ExitCode, String> {

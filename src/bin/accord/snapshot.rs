@@ -13,7 +13,7 @@ use crate::args::Args;
 use crate::kv::connect;
 use crate::server::parse_members;
 
-const HELP: &str = "\
+const HELP: &str = concat!("\
 usage: accord snapshot save FILE [--endpoints A,B,C]
        accord snapshot restore FILE --data-dir D --voters ID=ADDR[,ID=ADDR...]
 
@@ -25,20 +25,23 @@ verifies it before renaming it into place.
 restore: seeds the data directory D (new, or empty) of one member of a NEW cluster whose
 voters are --voters, from FILE (its checksum verified first). Run it once per member with
 the same FILE and --voters, then start each member with `accord server --id ID --listen
-ADDR --data-dir D` (its membership comes from the directory). The new cluster continues from
+ADDR --data-dir D` and its TLS options (its membership comes from the directory). The new cluster continues from
 the snapshot's revision; sessions in it expire after their TTL unless their clients return.
 
 options:
   --endpoints A,B,C   (save) member addresses (default: $ACCORD_ENDPOINTS, else 127.0.0.1:7101)
   --cluster-id N      (save) the cluster's id (default 1)
   --timeout-ms N      (save) how long each call may take, retries included (default 10000)
-";
+",
+    client_security_help!()
+);
 
 pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
     let mut args = Args::parse(arguments, &["help"])?;
-    if args.flag("help") || args.words.len() != 2 {
+    let help = args.flag("help");
+    if help || args.words.len() != 2 {
         print!("{HELP}");
-        return Ok(if args.flag("help") {
+        return Ok(if help {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(2)
