@@ -7,8 +7,8 @@
 //! - [`core`]: sans-IO, deterministic consensus ([`core::raft`]) — no I/O, no clock.
 //! - [`api`]: the Rust API — [`api::Node`] runs a member in this process, [`api::Client`]
 //!   talks to a cluster.
-//! - [`runtime`]: the only I/O — durable storage on real files (more to come: event loop,
-//!   transport).
+//! - [`runtime`]: the only I/O — the member's event loop, connections (TLS), the wire
+//!   protocol, access control and durable storage on real files.
 //! - [`sim`]: a deterministic simulator that drives many cores through a faulty network and
 //!   checks safety, liveness and linearizability after every step.
 //! - [`local_cluster`]: a cluster of `accord server` processes on loopback (demo, benchmarks,
@@ -31,3 +31,8 @@ pub mod sim;
 pub mod types;
 
 pub use error::{Error, Result};
+
+/// The Rust guide's examples (`docs/guides/rust.md`), compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guides/rust.md")]
+pub struct RustGuide;

@@ -534,9 +534,17 @@ class Node:
         self._native = _native.NativeNode(id, listen, peers, data_dir, tick)
 
     def client(self) -> Client:
+        """A client of this member (its requests skip the network)."""
         return Client(self._native.client())
 
+    @property
+    def address(self) -> str:
+        """The address this member listens on, "host:port" (the one the system chose when
+        `listen` asked for port 0)."""
+        return self._native.address
+
     def stop(self) -> None:
+        """Stops the member (idempotent); its peers elect a new leader if it led."""
         self._native.stop()
 
     def __enter__(self) -> "Node":

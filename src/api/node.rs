@@ -16,8 +16,12 @@ pub struct Node {
 impl Node {
     /// Starts a member: opens (and locks) its data directory, binds its address and starts
     /// its event loop. Start-up problems are returned here, before anything runs.
+    ///
+    /// A `listen` address with port 0 takes any free port (fine for a one-member cluster: the
+    /// others would not know where to reach it); [`Node::address`] says which.
     pub fn start(config: NodeConfig) -> Result<Node> {
-        let (event_loop, handle) = EventLoop::open(config.clone())?;
+        let (event_loop, handle) = EventLoop::open(config)?;
+        let config = event_loop.config().clone();
         let thread = std::thread::Builder::new()
             .name(format!("accord-node-{}", config.id))
             .spawn(move || event_loop.run())
@@ -27,6 +31,11 @@ impl Node {
             handle,
             thread: Some(thread),
         })
+    }
+
+    /// The address this member listens on.
+    pub fn address(&self) -> std::net::SocketAddr {
+        self.config.listen
     }
 
     /// A client of this member: its requests reach the event loop through a channel and come

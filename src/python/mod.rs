@@ -969,6 +969,17 @@ impl NativeNode {
         })
     }
 
+    /// The address this member listens on, "host:port" (the chosen one when it was started
+    /// on port 0).
+    #[getter]
+    fn address(&self) -> PyResult<String> {
+        let node = self.node.lock();
+        let node = node
+            .as_ref()
+            .ok_or_else(|| Shutdown::new_err("the node was stopped"))?;
+        Ok(node.address().to_string())
+    }
+
     fn stop(&self, py: Python<'_>) -> PyResult<()> {
         let node = self.node.lock().take();
         match node {

@@ -379,7 +379,7 @@ impl EventLoop {
     /// Opens the data directory, binds the listener and prepares the loop (nothing runs yet).
     /// Errors here are the ones a user must see at start-up: a locked or damaged data
     /// directory, an address in use, a bad configuration.
-    pub fn open(config: NodeConfig) -> Result<(EventLoop, LoopHandle)> {
+    pub fn open(mut config: NodeConfig) -> Result<(EventLoop, LoopHandle)> {
         config.validate()?;
         let voters: Vec<NodeId> = config.members.keys().copied().collect();
         let options = StorageOptions {
@@ -436,6 +436,15 @@ impl EventLoop {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(|e| Error::io("registering the listener", &e))?;
+        if config.listen.port() == 0 {
+            // Port 0: the system chose a free port; this member's address is that one (a
+            // one-member cluster in a test or an example needs no fixed port).
+            let bound = listener
+                .local_addr()
+                .map_err(|e| Error::io("reading the listening address", &e))?;
+            config.members.insert(config.id, bound);
+            config.listen = bound;
+        }
         let waker = Arc::new(
             Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("creating a waker", &e))?,
         );
@@ -520,6 +529,12 @@ impl EventLoop {
             waker,
         };
         Ok((event_loop, handle))
+    }
+
+    /// The configuration the loop runs with (`listen` is the bound address, also when the
+    /// configuration asked for port 0).
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
     }
 
     /// Runs until stopped. A storage failure ends the loop with an error: the node must not
