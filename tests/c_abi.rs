@@ -362,3 +362,40 @@ fn the_c_examples_work() {
     );
     assert!(output.contains("examples: ok"), "{output}");
 }
+
+/// The fenced blocks of one language in a guide under `docs/guides`.
+fn guide_examples(guide: &str, language: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(root().join("docs/guides").join(guide)).unwrap();
+    let fence = format!("```{language}\n");
+    let mut examples = Vec::new();
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find(&fence) {
+        let body = &rest[start + fence.len()..];
+        let end = body.find("```\n").expect("a closed code block");
+        examples.push(body[..end].to_string());
+        rest = &body[end..];
+    }
+    examples
+}
+
+#[test]
+fn the_c_and_cpp_guides_examples_compile_and_run() {
+    let dir = scratch("guides");
+    let mut ran = 0;
+    for (guide, language, extension) in [("c.md", "c", "c"), ("cpp.md", "cpp", "cpp")] {
+        let examples = guide_examples(guide, language);
+        assert!(!examples.is_empty(), "{guide} has no {language} example");
+        for (index, example) in examples.iter().enumerate() {
+            let source = dir.join(format!("{language}_example_{index}.{extension}"));
+            std::fs::write(&source, example).unwrap();
+            let program = dir.join(format!("{language}_example_{index}"));
+            compile(source.to_str().unwrap(), &program, &[]);
+            run(
+                &mut Command::new(&program),
+                &format!("example {} of docs/guides/{guide}", index + 1),
+            );
+            ran += 1;
+        }
+    }
+    assert!(ran >= 4);
+}
