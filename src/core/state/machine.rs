@@ -20,7 +20,7 @@ use crate::limits::{
 use crate::types::Index;
 
 /// Version of the snapshot encoding written now (1: KV and clients only, still read).
-const SNAPSHOT_VERSION: u8 = 3;
+pub const SNAPSHOT_VERSION: u8 = 3;
 
 /// One key as stored, with its history counters.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -18,7 +18,8 @@ use crate::limits::{LEARNERS_MAX, SNAPSHOT_BYTES_MAX, VOTERS_MAX};
 use crate::types::{ConfState, Index, Payload, Snapshot, SnapshotMeta, Term};
 
 const MAGIC: [u8; 8] = *b"ACCORDSN";
-const VERSION: u32 = 2;
+/// Version of the snapshot file format (header, checksum) written and read now.
+pub const VERSION: u32 = 2;
 const SUFFIX: &str = ".snap";
 
 /// Encodes a snapshot file's whole contents.
