@@ -118,6 +118,7 @@ type Error struct {
 	kind    error
 }
 
+// Error gives the kind and the library's message.
 func (e *Error) Error() string { return fmt.Sprintf("%v: %s", e.kind, e.Message) }
 
 // Unwrap gives the sentinel.

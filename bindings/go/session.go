@@ -23,6 +23,7 @@ const (
 	SessionLost    SessionState = SessionState(C.ACCORD_SESSION_STATE_LOST)
 )
 
+// String names the state ("held", "suspect", "lost").
 func (s SessionState) String() string {
 	return C.GoString(C.accord_session_state_str(C.accord_session_state(s)))
 }

@@ -216,6 +216,7 @@ class Lock:
 
     @property
     def token(self) -> int:
+        """The lock's fencing token: pass it to whatever the lock protects."""
         return self._native.token
 
     def is_held(self) -> bool:
@@ -224,6 +225,7 @@ class Lock:
         return self._native.is_held()
 
     def release(self) -> None:
+        """Releases the lock; the next waiter gets it."""
         self._native.release()
 
     def __enter__(self) -> "Lock":
@@ -241,15 +243,19 @@ class Leadership:
 
     @property
     def token(self) -> int:
+        """The leadership's fencing token."""
         return self._native.token
 
     def is_leader(self) -> bool:
+        """Whether this is surely still the leader (its session is not lost)."""
         return self._native.is_leader()
 
     def proclaim(self, value: Bytes) -> None:
+        """Changes the value the leader publishes, keeping the leadership."""
         self._native.proclaim(_b(value))
 
     def resign(self) -> None:
+        """Gives up the leadership; the next candidate is elected."""
         self._native.resign()
 
     def __enter__(self) -> "Leadership":
@@ -286,6 +292,7 @@ class Membership:
         self._native = native
 
     def leave(self) -> None:
+        """Leaves the group."""
         self._native.leave()
 
     def __enter__(self) -> "Membership":
@@ -303,6 +310,8 @@ class Group:
         self._name = _b(name, "group")
 
     def join(self, member: Bytes, metadata: Bytes = b"") -> Membership:
+        """Joins the group as `member` with `metadata` until `leave()` or the session's end (a
+        context manager)."""
         native = self._session._native.join(self._name, _b(member, "member"), _b(metadata))
         return Membership(native)
 
@@ -319,23 +328,30 @@ class Claim:
 
     @property
     def item(self) -> int:
+        """The item's id in its queue."""
         return self._native.item
 
     @property
     def token(self) -> int:
+        """The claim's fencing token: pass it along with the work's effects."""
         return self._native.token
 
     @property
     def payload(self) -> bytes:
+        """The item's payload."""
         return self._native.payload
 
     def is_held(self) -> bool:
+        """Whether the claim surely still holds (its session is not lost); when False, stop:
+        the item goes to another worker."""
         return self._native.is_held()
 
     def ack(self) -> None:
+        """Acknowledges the item: it leaves the queue for good (refused if the claim was lost)."""
         self._native.settle(True)
 
     def release(self) -> None:
+        """Gives the item back to the queue for another worker."""
         self._native.settle(False)
 
 
@@ -351,11 +367,13 @@ class Queue:
         return self._session._client._native.enqueue(self._name, _b(payload, "payload"))
 
     def claim(self, *, timeout: Optional[float] = None) -> Claim:
+        """Claims the oldest unclaimed item, waiting up to `timeout` seconds (forever if None)."""
         native = self._session._native.claim(self._name, timeout, True)
         assert native is not None
         return Claim(native)
 
     def try_claim(self) -> Optional[Claim]:
+        """Claims the oldest unclaimed item if there is one now, else returns None."""
         native = self._session._native.claim(self._name, None, False)
         return None if native is None else Claim(native)
 
@@ -380,13 +398,17 @@ class Session:
 
     @property
     def id(self) -> int:
+        """The session's id."""
         return self._native.id
 
     @property
     def state(self) -> str:
+        """The safety clock's verdict: "held", "suspect" or "lost"."""
         return self._native.state()
 
     def wait_change(self, current: str, timeout: float) -> str:
+        """Waits up to `timeout` seconds for the state to differ from `current`; returns the
+        state then."""
         return self._native.wait_change(current, timeout)
 
     def lock(self, name: Bytes, *, timeout: Optional[float] = None) -> Lock:
@@ -396,6 +418,7 @@ class Session:
         return Lock(native)
 
     def try_lock(self, name: Bytes) -> Optional[Lock]:
+        """Takes mutex `name` if it is free now, else returns None."""
         native = self._native.lock(_b(name, "name"), "mutex", 1, None, False)
         return None if native is None else Lock(native)
 
@@ -413,12 +436,15 @@ class Session:
         return Lock(native)
 
     def election(self, name: Bytes) -> Election:
+        """The election `name`, to campaign in or observe."""
         return Election(self, name)
 
     def group(self, name: Bytes) -> Group:
+        """The group `name`, to join."""
         return Group(self, name)
 
     def queue(self, name: Bytes) -> Queue:
+        """The work queue `name`, to put items in and claim them."""
         return Queue(self, name)
 
     def barrier(self, name: Bytes, participants: int, *, timeout: Optional[float] = None) -> None:
@@ -436,6 +462,7 @@ class Session:
         self._native.cancel()
 
     def close(self) -> None:
+        """Ends the session: everything it holds is released at once (idempotent)."""
         self._native.close()
 
     def __enter__(self) -> "Session":
@@ -457,12 +484,15 @@ class Client:
         return Session(self, self._native.session(ttl))
 
     def counter_add(self, name: Bytes, delta: int = 1) -> int:
+        """Adds `delta` to counter `name` atomically; returns the new value."""
         return self._native.counter_add(_b(name, "name"), delta)
 
     def counter(self, name: Bytes) -> int:
+        """The value of counter `name` (0 if it was never added to)."""
         return self._native.counter(_b(name, "name"))
 
     def enqueue(self, queue: Bytes, payload: Bytes) -> int:
+        """Adds `payload` to the work queue `queue`; returns the item's id (no session needed)."""
         return self._native.enqueue(_b(queue, "queue"), _b(payload, "payload"))
 
     def leader(self, election: Bytes) -> Optional[Tuple[int, int, bytes]]:
@@ -481,6 +511,8 @@ class Client:
         return _watch(self._native, space, prefix, start_revision)
 
     def status(self) -> Dict[str, object]:
+        """The view of the member this client talks to: id, role, term, leader, commit and
+        applied index, revision."""
         id, role, term, leader, commit, applied, revision = self._native.status()
         return {
             "id": id,

@@ -50,18 +50,24 @@ class AsyncKV:
         self._native = client._native
 
     async def put(self, key: Bytes, value: Bytes) -> int:
+        """Sets `key` to `value`; returns the revision."""
         return await _run(lambda: self._kv.put(key, value), self._native.cancel)
 
     async def get(self, key: Bytes, *, serializable: bool = False) -> Optional[bytes]:
+        """The value of `key`, or None (linearizable unless `serializable`)."""
         return await _run(lambda: self._kv.get(key, serializable=serializable), self._native.cancel)
 
     async def delete(self, key: Bytes) -> bool:
+        """Deletes `key`; returns whether it existed."""
         return await _run(lambda: self._kv.delete(key), self._native.cancel)
 
     async def cas(self, key: Bytes, expected: Optional[Bytes], value: Bytes) -> bool:
+        """Sets `key` to `value` if it holds `expected` (None: if absent); returns whether it
+        did."""
         return await _run(lambda: self._kv.cas(key, expected, value), self._native.cancel)
 
     async def range(self, prefix: Bytes = b"", *, limit: int = 10_000) -> List[Tuple[bytes, bytes]]:
+        """The (key, value) pairs under `prefix`, at most `limit`."""
         return await _run(lambda: self._kv.range(prefix, limit=limit), self._native.cancel)
 
     async def txn(
@@ -70,6 +76,7 @@ class AsyncKV:
         success: Sequence[Tuple[Bytes, Optional[Bytes]]] = (),
         failure: Sequence[Tuple[Bytes, Optional[Bytes]]] = (),
     ) -> bool:
+        """A transaction, as `KV.txn`: returns whether the compares held."""
         return await _run(lambda: self._kv.txn(compares, success, failure), self._native.cancel)
 
 
@@ -80,6 +87,7 @@ class AsyncWatch:
         self._watch = watch
 
     async def next(self, timeout: Optional[float] = None) -> List[Event]:
+        """The next events (an empty list when none came within `timeout` seconds)."""
         return await _run(lambda: self._watch.next(timeout))
 
     def __aiter__(self) -> AsyncIterator[Event]:
@@ -100,12 +108,15 @@ class AsyncLock:
 
     @property
     def token(self) -> int:
+        """The lock's fencing token."""
         return self._lock.token
 
     def is_held(self) -> bool:
+        """Whether the lock surely still holds (its session is not lost)."""
         return self._lock.is_held()
 
     async def release(self) -> None:
+        """Releases the lock."""
         await _run(self._lock.release)
 
     async def __aenter__(self) -> "AsyncLock":
@@ -123,15 +134,19 @@ class AsyncLeadership:
 
     @property
     def token(self) -> int:
+        """The leadership's fencing token."""
         return self._leadership.token
 
     def is_leader(self) -> bool:
+        """Whether this is surely still the leader."""
         return self._leadership.is_leader()
 
     async def proclaim(self, value: Bytes) -> None:
+        """Changes the value the leader publishes."""
         await _run(lambda: self._leadership.proclaim(value))
 
     async def resign(self) -> None:
+        """Gives up the leadership."""
         await _run(self._leadership.resign)
 
     async def __aenter__(self) -> "AsyncLeadership":
@@ -149,23 +164,29 @@ class AsyncClaim:
 
     @property
     def item(self) -> int:
+        """The item's id in its queue."""
         return self._claim.item
 
     @property
     def token(self) -> int:
+        """The claim's fencing token."""
         return self._claim.token
 
     @property
     def payload(self) -> bytes:
+        """The item's payload."""
         return self._claim.payload
 
     def is_held(self) -> bool:
+        """Whether the claim surely still holds (its session is not lost)."""
         return self._claim.is_held()
 
     async def ack(self) -> None:
+        """Acknowledges the item: it leaves the queue for good."""
         await _run(self._claim.ack)
 
     async def release(self) -> None:
+        """Gives the item back to the queue."""
         await _run(self._claim.release)
 
 
@@ -177,9 +198,11 @@ class AsyncQueue:
         self._queue = session.queue(name)
 
     async def put(self, payload: Bytes) -> int:
+        """Adds `payload` to the queue; returns the item's id."""
         return await _run(lambda: self._queue.put(payload))
 
     async def claim(self, *, timeout: Optional[float] = None) -> AsyncClaim:
+        """Claims the oldest unclaimed item, waiting up to `timeout` seconds."""
         claim = await _run(lambda: self._queue.claim(timeout=timeout), self._session.cancel)
         return AsyncClaim(claim)
 
@@ -201,23 +224,29 @@ class AsyncSession:
 
     @property
     def id(self) -> int:
+        """The session's id."""
         return self._session.id
 
     @property
     def state(self) -> str:
+        """The safety clock's verdict: "held", "suspect" or "lost"."""
         return self._session.state
 
     async def lock(self, name: Bytes, *, timeout: Optional[float] = None) -> AsyncLock:
+        """Takes mutex `name`, waiting up to `timeout` seconds (cancelling the task withdraws
+        the wait)."""
         lock = await _run(lambda: self._session.lock(name, timeout=timeout), self._session.cancel)
         return AsyncLock(lock)
 
     async def rwlock(self, name: Bytes, *, write: bool, timeout: Optional[float] = None) -> AsyncLock:
+        """Takes read-write lock `name` (exclusive if `write`), waiting up to `timeout` seconds."""
         lock = await _run(
             lambda: self._session.rwlock(name, write=write, timeout=timeout), self._session.cancel
         )
         return AsyncLock(lock)
 
     async def semaphore(self, name: Bytes, permits: int, *, timeout: Optional[float] = None) -> AsyncLock:
+        """Takes one of the `permits` of semaphore `name`, waiting up to `timeout` seconds."""
         lock = await _run(
             lambda: self._session.semaphore(name, permits, timeout=timeout), self._session.cancel
         )
@@ -226,17 +255,21 @@ class AsyncSession:
     async def campaign(
         self, name: Bytes, value: Bytes, *, timeout: Optional[float] = None
     ) -> AsyncLeadership:
+        """Campaigns in election `name` with `value`; returns once elected."""
         election = self._session.election(name)
         leadership = await _run(lambda: election.campaign(value, timeout=timeout), self._session.cancel)
         return AsyncLeadership(leadership)
 
     async def join(self, group: Bytes, member: Bytes, metadata: Bytes = b"") -> Membership:
+        """Joins group `group` as `member` with `metadata`."""
         return await _run(lambda: self._session.group(group).join(member, metadata))
 
     def queue(self, name: Bytes) -> AsyncQueue:
+        """The work queue `name`."""
         return AsyncQueue(self._session, name)
 
     async def barrier(self, name: Bytes, participants: int, *, timeout: Optional[float] = None) -> None:
+        """Waits until `participants` sessions have entered barrier `name`."""
         await _run(
             lambda: self._session.barrier(name, participants, timeout=timeout), self._session.cancel
         )
@@ -246,6 +279,7 @@ class AsyncSession:
         await _run(lambda: self._session.keep_alive_once(timeout=timeout), self._session.cancel)
 
     async def close(self) -> None:
+        """Ends the session: everything it holds is released."""
         await _run(self._session.close)
 
     async def __aenter__(self) -> "AsyncSession":
@@ -263,23 +297,28 @@ class AsyncClient:
         self.kv = AsyncKV(client)
 
     async def session(self, *, ttl: float = 10.0) -> AsyncSession:
+        """Opens a session with `ttl` seconds."""
         return AsyncSession(await _run(lambda: self._client.session(ttl=ttl)))
 
     async def counter_add(self, name: Bytes, delta: int = 1) -> int:
+        """Adds `delta` to counter `name`; returns the new value."""
         return await _run(lambda: self._client.counter_add(name, delta))
 
     async def counter(self, name: Bytes) -> int:
+        """The value of counter `name`."""
         return await _run(lambda: self._client.counter(name))
 
     async def watch(
         self, prefix: Bytes = b"", *, space: str = "kv", start_revision: Optional[int] = None
     ) -> AsyncWatch:
+        """Changes under `prefix` in `space` from `start_revision` (default: from now)."""
         watch = await _run(
             lambda: self._client.watch(prefix, space=space, start_revision=start_revision)
         )
         return AsyncWatch(watch)
 
     async def status(self) -> Any:
+        """The view of the member this client talks to."""
         return await _run(self._client.status)
 
 
