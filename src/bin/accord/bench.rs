@@ -15,7 +15,7 @@ use crate::counting_alloc::allocations;
 const HELP: &str = "\
 usage: accord bench core [options]
        accord bench wal --dir D [--appends N]
-       accord bench local [--failover-trials N] [--scale N] [--only W1,W2]
+       accord bench local [--failover-trials N] [--scale N] [--only W1,W2] [--tls]
        accord bench ffi
 
 ffi: one member in this process, started through the C ABI; a local serializable get
@@ -33,6 +33,8 @@ watch-latency (put -> event delivered), session-keepalive (10,000 sessions kept 
 batches of 1,000); then `bench rss` (each member's peak memory after loading 100,000 keys of
 256 B) and `bench memory` (bytes per session and per idle watch at 100,000 of each).
 --only W1,W2 runs just those workloads (names as printed; rss and memory included).
+--tls runs the clusters with mutual TLS (a throwaway CA, as `accord certs` makes): compare
+with a run without it to see what encryption costs.
 
 wal: appends 128 B and 4 KiB records through the write-ahead log in D (created, then
 removed) at batches of 1 and 64, each append made durable by one fdatasync, next to the
@@ -59,7 +61,7 @@ const BATCHES_IN_FLIGHT_MAX: u64 = 8;
 const COMPACT_EVERY_ENTRIES: u64 = 65_536;
 
 pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
-    let mut args = Args::parse(arguments, &["help"])?;
+    let mut args = Args::parse(arguments, &["help", "tls"])?;
     if args.words.first().map(String::as_str) == Some("wal") && !args.flag("help") {
         return crate::bench_wal::main(args);
     }

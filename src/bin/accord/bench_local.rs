@@ -38,6 +38,31 @@ use accord::limits::EXPIRE_BATCH_MAX;
 use accord::local_cluster::LocalCluster;
 
 use crate::args::Args;
+
+/// Whether the clusters run with TLS (`--tls`), and the TLS files of the cluster running
+/// now: every client of a workload connects as `client_config` says.
+static TLS: std::sync::Mutex<(bool, Option<accord::runtime::tls::TlsFiles>)> =
+    std::sync::Mutex::new((false, None));
+
+/// A client configuration for the cluster running now (with its TLS files under `--tls`).
+fn client_config(endpoints: Vec<String>) -> ClientConfig {
+    ClientConfig {
+        tls: TLS.lock().map(|t| t.1.clone()).unwrap_or(None),
+        ..ClientConfig::new(endpoints)
+    }
+}
+
+/// Whether `--tls` was given.
+fn tls_wanted() -> bool {
+    TLS.lock().map(|t| t.0).unwrap_or(false)
+}
+
+/// Makes `cluster` the one clients connect to.
+fn use_cluster(cluster: &LocalCluster) {
+    if let Ok(mut tls) = TLS.lock() {
+        tls.1 = cluster.client_tls().cloned();
+    }
+}
 use crate::bench_wal::{percentile_us, raw_fsync_p50_us};
 
 /// Value size of the put workloads.
@@ -65,7 +90,7 @@ fn run_workload(
             let (op, next, endpoints) = (op.clone(), next.clone(), endpoints.to_vec());
             std::thread::spawn(move || -> Result<Vec<f64>, String> {
                 let client =
-                    Client::connect(ClientConfig::new(endpoints)).map_err(|e| e.to_string())?;
+                    Client::connect(client_config(endpoints)).map_err(|e| e.to_string())?;
                 let mut latencies = Vec::new();
                 loop {
                     let n = next.fetch_add(1, Ordering::Relaxed);
@@ -126,6 +151,10 @@ pub fn main(mut args: Args) -> Result<ExitCode, String> {
     let server_args: Vec<&str> = server_args.split_whitespace().collect();
     let scale: u64 = args.get("scale", 1)?;
     let only: String = args.get("only", String::new())?;
+    let tls = args.flag("tls");
+    if let Ok(mut wanted) = TLS.lock() {
+        wanted.0 = tls;
+    }
     args.finish_keeping_words()?;
     let known = [
         "put",
@@ -156,7 +185,9 @@ pub fn main(mut args: Args) -> Result<ExitCode, String> {
     if !matches!(nodes, 1 | 3 | 5) {
         return Err("--nodes must be 1, 3 or 5".into());
     }
-    let mut cluster = LocalCluster::start(&binary, nodes, "bench", &server_args).map_err(fail)?;
+    let mut cluster =
+        LocalCluster::start_with(&binary, nodes, "bench", &server_args, tls).map_err(fail)?;
+    use_cluster(&cluster);
     let election_timeout_ms_max = 2 * 10 * 50; // [10, 20) ticks of 50 ms
     let (leader, _) = cluster
         .wait_for_leader(None, Duration::from_secs(10))
@@ -168,7 +199,7 @@ pub fn main(mut args: Args) -> Result<ExitCode, String> {
         .address(leader)
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let probe = Client::connect(ClientConfig::new(vec![leader_address.clone()])).map_err(fail)?;
+    let probe = Client::connect(client_config(vec![leader_address.clone()])).map_err(fail)?;
     let mut rtts = Vec::new();
     for _ in 0..2000 {
         let one = Instant::now();
@@ -256,7 +287,7 @@ fn failover(
     timeout_ms_max: u64,
 ) -> Result<(), String> {
     let fail = |e: accord::Error| e.to_string();
-    let client = Client::connect(ClientConfig::new(cluster.endpoints())).map_err(fail)?;
+    let client = Client::connect(client_config(cluster.endpoints())).map_err(fail)?;
     let mut samples = Vec::new();
     for trial in 0..trials {
         let (leader, _) = cluster
@@ -287,7 +318,9 @@ fn failover(
 /// memory.
 fn rss(binary: &std::path::Path, value: &Arc<Vec<u8>>) -> Result<(), String> {
     let fail = |e: accord::Error| e.to_string();
-    let cluster = LocalCluster::start(binary, 3, "bench-rss", &[]).map_err(fail)?;
+    let cluster =
+        LocalCluster::start_with(binary, 3, "bench-rss", &[], tls_wanted()).map_err(fail)?;
+    use_cluster(&cluster);
     cluster
         .wait_for_leader(None, Duration::from_secs(10))
         .map_err(fail)?;
@@ -363,7 +396,7 @@ fn summarize(clients: usize, ops: usize, elapsed: Duration, samples: &mut [f64])
 /// One session takes and releases one mutex nobody else wants, `cycles` times; one op is
 /// the acquire plus the release (two writes through the log).
 fn lock_uncontended(endpoints: &[String], cycles: u64, floor_us: f64) -> Result<(), String> {
-    let config = ClientConfig::new(endpoints.to_vec());
+    let config = client_config(endpoints.to_vec());
     let session =
         Session::create(config, SESSION_TTL).map_err(context("lock-uncontended: session"))?;
     let mut samples = Vec::with_capacity(cycles as usize);
@@ -399,7 +432,7 @@ fn lock_uncontended(endpoints: &[String], cycles: u64, floor_us: f64) -> Result<
 fn lock_contended(endpoints: &[String], per_thread: u64, floor_us: f64) -> Result<(), String> {
     let mut sessions = Vec::with_capacity(LOCK_CONTENDERS);
     for _ in 0..LOCK_CONTENDERS {
-        let config = ClientConfig::new(endpoints.to_vec());
+        let config = client_config(endpoints.to_vec());
         sessions.push(
             Session::create(config, SESSION_TTL).map_err(context("lock-contended: session"))?,
         );
@@ -512,7 +545,7 @@ fn observe_leader(observer: &mut accord::api::Observer, session: u64) -> Result<
 /// call to an observer (one `Client::observe` stream for all trials) seeing B lead is one
 /// sample. Reported like failover: p50 and maximum.
 fn election_failover(endpoints: &[String], trials: u32, floor_us: f64) -> Result<(), String> {
-    let config = ClientConfig::new(endpoints.to_vec());
+    let config = client_config(endpoints.to_vec());
     let client = Client::connect(config.clone()).map_err(context("election-failover: client"))?;
     let mut observer = client
         .observe(ELECTION_NAME)
@@ -574,7 +607,7 @@ fn election_failover(endpoints: &[String], trials: u32, floor_us: f64) -> Result
 /// on that prefix; each value carries the nanoseconds since a shared start at which its put
 /// call began, so a sample is put call start → event delivered to the watching thread.
 fn watch_latency(endpoints: &[String], count: u64, floor_us: f64) -> Result<(), String> {
-    let config = ClientConfig::new(endpoints.to_vec());
+    let config = client_config(endpoints.to_vec());
     let writer = Client::connect(config).map_err(context("watch-latency: client"))?;
     let revision = writer
         .put(b"wl-start", b"")
@@ -664,8 +697,7 @@ fn create_sessions(
 ) -> Result<Vec<Vec<u64>>, String> {
     let endpoints = endpoints.to_vec();
     parallel(threads, move |i| {
-        let client =
-            Client::connect(ClientConfig::new(endpoints.clone())).map_err(context(what))?;
+        let client = Client::connect(client_config(endpoints.clone())).map_err(context(what))?;
         let mine = count / threads + usize::from(i < count % threads);
         (0..mine)
             .map(|_| client.create_session(ttl).map_err(context(what)))
@@ -702,7 +734,7 @@ fn session_keepalive(endpoints: &[String], rounds: u64, floor_us: f64) -> Result
     let mut threads = Vec::with_capacity(ids.len());
     for mine in ids {
         let (start, done) = (start.clone(), done.clone());
-        let client = Client::connect(ClientConfig::new(endpoints.to_vec()))
+        let client = Client::connect(client_config(endpoints.to_vec()))
             .map_err(context("session-keepalive: client"))?;
         threads.push(std::thread::spawn(move || -> Result<Vec<f64>, String> {
             // Connect before the clock starts (the first call opens the connection).
@@ -783,14 +815,15 @@ fn max_growth(before: &[u64], after: &[u64]) -> u64 {
 /// distinct prefixes over 4 watch streams, i.e. 4 connections, all to the first member).
 /// Each figure is the largest growth among the members across its own step.
 fn memory(binary: &std::path::Path) -> Result<(), String> {
-    let cluster =
-        LocalCluster::start(binary, 3, "bench-mem", &[]).map_err(context("memory: cluster"))?;
+    let cluster = LocalCluster::start_with(binary, 3, "bench-mem", &[], tls_wanted())
+        .map_err(context("memory: cluster"))?;
+    use_cluster(&cluster);
     cluster
         .wait_for_leader(None, Duration::from_secs(10))
         .map_err(context("memory: no leader"))?;
     let endpoints = cluster.endpoints();
     let client =
-        Client::connect(ClientConfig::new(endpoints.clone())).map_err(context("memory: client"))?;
+        Client::connect(client_config(endpoints.clone())).map_err(context("memory: client"))?;
     client
         .put(b"mem-start", b"")
         .map_err(context("memory: first put"))?;
@@ -823,7 +856,7 @@ fn memory(binary: &std::path::Path) -> Result<(), String> {
     let streams = MEMORY_WATCHES.div_ceil(WATCHES_PER_STREAM);
     let watch_endpoints = endpoints.clone();
     let held = parallel(streams, move |s| {
-        let mut stream = WatchStream::open(ClientConfig::new(watch_endpoints.clone()))
+        let mut stream = WatchStream::open(client_config(watch_endpoints.clone()))
             .map_err(context("memory: watch stream"))?;
         let first = s * WATCHES_PER_STREAM;
         for w in first..(first + WATCHES_PER_STREAM).min(MEMORY_WATCHES) {
