@@ -9,28 +9,31 @@
 
 use std::ffi::{c_char, CStr, CString};
 use std::ptr::{null, null_mut};
-use std::sync::OnceLock;
 
 use accord::ffi::client::*;
 use accord::ffi::coord::*;
 use accord::ffi::*;
 use libfuzzer_sys::fuzz_target;
 
-/// The member and its client, shared by every input (starting a member per input would
+/// Inputs one member serves before it is replaced by a fresh one: what the inputs write
+/// (keys with values up to a MiB, queue items) stays in the member's state, and a member that
+/// kept it all would grow past the fuzzer's memory limit in a long run.
+const INPUTS_PER_MEMBER: u32 = 20_000;
+
+/// The member and its client, shared by many inputs (starting a member per input would
 /// leave no time for calls).
 struct World {
-    /// Kept for the process's life (held here so that it is not reported as leaked).
-    _node: *mut accord_node,
+    node: *mut accord_node,
     client: *mut accord_client,
+    dir: std::path::PathBuf,
+    inputs: u32,
 }
 
 // SAFETY: the ABI's handles may be used from any thread; the fuzzer runs one at a time.
 unsafe impl Send for World {}
-unsafe impl Sync for World {}
 
-fn world() -> &'static World {
-    static WORLD: OnceLock<World> = OnceLock::new();
-    WORLD.get_or_init(|| {
+impl World {
+    fn start() -> World {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -53,13 +56,19 @@ fn world() -> &'static World {
         let dir = std::env::temp_dir().join(format!("{prefix}{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let listen = CString::new(format!("127.0.0.1:{port}")).unwrap();
-        let dir = CString::new(dir.to_str().unwrap()).unwrap();
+        let dir_text = CString::new(dir.to_str().unwrap()).unwrap();
         let mut node = null_mut();
         let mut client = null_mut();
         // SAFETY: valid strings and out-pointers.
         unsafe {
             assert_eq!(
-                accord_node_start(1, listen.as_ptr(), c"".as_ptr(), dir.as_ptr(), &mut node),
+                accord_node_start(
+                    1,
+                    listen.as_ptr(),
+                    c"".as_ptr(),
+                    dir_text.as_ptr(),
+                    &mut node
+                ),
                 ACCORD_OK
             );
             assert_eq!(accord_node_client(node, &mut client), ACCORD_OK);
@@ -72,10 +81,42 @@ fn world() -> &'static World {
             }
         }
         World {
-            _node: node,
+            node,
             client,
+            dir,
+            inputs: 0,
         }
-    })
+    }
+
+    /// Stops the member and removes its data (after every handle of the input was freed).
+    fn stop(self) {
+        // SAFETY: live handles, freed once; nothing uses them after.
+        unsafe {
+            accord_client_free(self.client);
+            accord_node_stop(self.node);
+            accord_node_free(self.node);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The world for the next input (a fresh member every `INPUTS_PER_MEMBER` inputs).
+fn world() -> std::sync::MutexGuard<'static, Option<World>> {
+    static WORLD: std::sync::Mutex<Option<World>> = std::sync::Mutex::new(None);
+    let mut world = WORLD
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if world
+        .as_ref()
+        .is_some_and(|w| w.inputs >= INPUTS_PER_MEMBER)
+    {
+        if let Some(old) = world.take() {
+            old.stop();
+        }
+    }
+    let current = world.get_or_insert_with(World::start);
+    current.inputs += 1;
+    world
 }
 
 /// Reads the input as a program.
@@ -156,7 +197,8 @@ fn result_names_are_text(code: accord_result) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let client = world().client;
+    let world = world();
+    let client = world.as_ref().expect("started above").client;
     let mut p = Program { data, at: 0 };
     let mut h = Handles::default();
     // Bounded by the input's length: every step reads at least one byte.
