@@ -816,8 +816,18 @@ fn tls_or_io(operation: String, error: std::io::Error) -> Error {
 /// (and may be large); every other request is small, so encoding and decoding it here
 /// costs next to nothing.
 pub(crate) fn refuse_what_members_refuse(op: &ClientOp) -> Result<()> {
-    if matches!(op, ClientOp::Write(_)) {
-        return Ok(());
+    // The common reads pass without the round trip through the encoder: the member's decoder
+    // reads their one field with `KEY_BYTES_MAX` and has nothing else to refuse.
+    let within_key_limit = |field: &[u8]| field.len() <= crate::limits::KEY_BYTES_MAX;
+    match op {
+        ClientOp::Write(_) | ClientOp::Status | ClientOp::Unwatch { .. } => return Ok(()),
+        ClientOp::Get { key, .. } if within_key_limit(key) => return Ok(()),
+        ClientOp::Range { prefix, .. } | ClientOp::Watch { prefix, .. }
+            if within_key_limit(prefix) =>
+        {
+            return Ok(())
+        }
+        _ => {}
     }
     let mut bytes = Vec::new();
     crate::runtime::wire::encode_request(0, op, &mut bytes);
@@ -853,4 +863,46 @@ fn frame_kind(frame: &Frame) -> &'static str {
 
 pub(crate) fn unexpected(value: impl std::fmt::Debug) -> Error {
     Error::Protocol(format!("unexpected answer: {value:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::state::Space;
+    use crate::limits::KEY_BYTES_MAX;
+
+    #[test]
+    fn reads_are_refused_exactly_when_the_members_decoder_would_refuse_them() {
+        for len in [0, 1, KEY_BYTES_MAX, KEY_BYTES_MAX + 1, 10 * KEY_BYTES_MAX] {
+            let field = vec![b'k'; len];
+            for op in [
+                ClientOp::Get {
+                    key: field.clone(),
+                    serializable: false,
+                },
+                ClientOp::Range {
+                    prefix: field.clone(),
+                    limit: 10,
+                    serializable: true,
+                },
+                ClientOp::Watch {
+                    watch: 1,
+                    space: Space::Kv,
+                    prefix: field.clone(),
+                    from: 1,
+                },
+            ] {
+                // What the member's decoder says of the encoded request.
+                let mut bytes = Vec::new();
+                wire::encode_request(0, &op, &mut bytes);
+                let member_refuses = matches!(wire::decode(&bytes), wire::Decoded::Invalid(_));
+                let result = refuse_what_members_refuse(&op);
+                assert_eq!(result.is_err(), member_refuses, "{len} bytes: {result:?}");
+                assert_eq!(member_refuses, len > KEY_BYTES_MAX);
+                if let Err(error) = result {
+                    assert!(matches!(error, Error::InvalidArgument(_)), "{error:?}");
+                }
+            }
+        }
+    }
 }
