@@ -78,6 +78,9 @@ pub struct Connection {
     /// The TLS session, when the connection is encrypted: frames are read from and written
     /// into it, and it reads and writes the socket.
     tls: Option<Box<rustls::Connection>>,
+    /// An accepted TLS connection's first bytes were checked (a plaintext caller is told
+    /// that this member requires TLS instead of being dropped without a word).
+    first_bytes_checked: bool,
 }
 
 impl Connection {
@@ -98,6 +101,7 @@ impl Connection {
             to_send: Vec::new(),
             sent: 0,
             tls: None,
+            first_bytes_checked: false,
             in_flight: 0,
             rights: None,
         }
@@ -120,6 +124,49 @@ impl Connection {
         super::tls::common_name(certificates.first()?)
     }
 
+    /// On an accepted TLS connection, looks at the caller's first bytes without consuming
+    /// them: a TLS handshake record starts 0x16 0x03. Anything else (a client without TLS
+    /// sending its `Hello`) gets a plaintext `Refused` frame saying that TLS is required, and
+    /// the connection fails.
+    fn refuse_plaintext_caller(&mut self) -> std::io::Result<()> {
+        if !self
+            .tls
+            .as_ref()
+            .is_some_and(|tls| matches!(**tls, rustls::Connection::Server(_)))
+        {
+            self.first_bytes_checked = true;
+            return Ok(());
+        }
+        let mut head = [0u8; 2];
+        // WouldBlock (nothing yet) goes back to the loop: the next bytes bring a new event.
+        let seen = self.stream.peek(&mut head)?;
+        if seen < head.len() {
+            if seen == 0 {
+                self.first_bytes_checked = true; // closed: the read will see it
+                return Ok(());
+            }
+            return Err(ErrorKind::WouldBlock.into()); // one byte: wait for the second
+        }
+        self.first_bytes_checked = true;
+        if head == [0x16, 0x03] {
+            return Ok(());
+        }
+        let mut refusal = Vec::new();
+        wire::encode(
+            &Frame::Refused(
+                "this member requires TLS: connect with the cluster's CA (--tls-ca, \
+                 ClientConfig::tls)"
+                    .into(),
+            ),
+            &mut refusal,
+        );
+        let _ = self.stream.write(&refusal); // best effort: a fresh socket's buffer is empty
+        Err(std::io::Error::new(
+            ErrorKind::InvalidData,
+            "a caller without TLS (told that TLS is required)",
+        ))
+    }
+
     /// Whether the other end presented a certificate (which rustls verified against the CA).
     pub fn has_peer_certificate(&self) -> bool {
         self.tls
@@ -130,8 +177,14 @@ impl Connection {
 
     /// Reads bytes into the receive buffer: from the socket, or through TLS.
     fn read_bytes(&mut self) -> std::io::Result<usize> {
-        let Some(tls) = self.tls.as_mut() else {
+        if self.tls.is_none() {
             return self.stream.read(&mut self.received[self.filled..]);
+        }
+        if !self.first_bytes_checked {
+            self.refuse_plaintext_caller()?;
+        }
+        let Some(tls) = self.tls.as_mut() else {
+            return Ok(0);
         };
         // Bounded: each round either hands out plaintext, reads at least one byte from the
         // socket, or returns.
