@@ -100,9 +100,29 @@ impl World {
     }
 }
 
+/// The member of the inputs running now.
+static WORLD: std::sync::Mutex<Option<World>> = std::sync::Mutex::new(None);
+
+/// Stops the member when the fuzzing process exits, before LeakSanitizer looks for leaks:
+/// its state lives on its event loop's thread, which the check at exit may not see through,
+/// and a leak report must only ever mean a leak of the C ABI.
+extern "C" fn stop_world_at_exit() {
+    if let Some(world) = WORLD
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .take()
+    {
+        world.stop();
+    }
+}
+
 /// The world for the next input (a fresh member every `INPUTS_PER_MEMBER` inputs).
 fn world() -> std::sync::MutexGuard<'static, Option<World>> {
-    static WORLD: std::sync::Mutex<Option<World>> = std::sync::Mutex::new(None);
+    static AT_EXIT: std::sync::Once = std::sync::Once::new();
+    // SAFETY: registers a plain function with no arguments.
+    AT_EXIT.call_once(|| unsafe {
+        libc::atexit(stop_world_at_exit);
+    });
     let mut world = WORLD
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
