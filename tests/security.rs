@@ -40,6 +40,20 @@ fn ca_only(cluster: &LocalCluster) -> TlsFiles {
     }
 }
 
+/// A raw client's greeting to cluster 1, without a token.
+fn hello(client: u64) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    wire::encode(
+        &Frame::Hello {
+            cluster: 1,
+            caller: Caller::Client(client),
+            token: Vec::new(),
+        },
+        &mut bytes,
+    );
+    bytes
+}
+
 fn denied(result: Result<impl std::fmt::Debug, Error>, expected: &str) {
     match result {
         Err(Error::PermissionDenied(why)) => assert!(why.contains(expected), "{why}"),
@@ -110,16 +124,7 @@ fn with_mutual_tls_only_holders_of_a_certificate_from_the_cluster_ca_get_in() {
     client.put(b"k2", b"v2").unwrap();
     let mut raw = TcpStream::connect(cluster.address(1).unwrap()).unwrap();
     raw.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    let mut hello = Vec::new();
-    wire::encode(
-        &Frame::Hello {
-            cluster: 1,
-            caller: Caller::Client(5),
-            token: Vec::new(),
-        },
-        &mut hello,
-    );
-    raw.write_all(&hello).unwrap();
+    raw.write_all(&hello(5)).unwrap();
     let mut answer = vec![0u8; 256];
     let count = raw.read(&mut answer).unwrap_or(0);
     match wire::decode(&answer[..count]) {
@@ -290,15 +295,7 @@ fn one_connection_cannot_queue_requests_without_bound() {
     let (leader, _) = cluster.wait_for_leader(None, LEADER_WAIT).unwrap();
     let mut raw = TcpStream::connect(cluster.address(leader).unwrap()).unwrap();
     raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut bytes = Vec::new();
-    wire::encode(
-        &Frame::Hello {
-            cluster: 1,
-            caller: Caller::Client(77),
-            token: Vec::new(),
-        },
-        &mut bytes,
-    );
+    let mut bytes = hello(77);
     // Twice the limit of linearizable reads, sent at once: each waits for a quorum's
     // confirmation, so the member holds them all unless it bounds them.
     let count = 2 * accord::limits::PENDING_REQUESTS_PER_CONNECTION_MAX;

@@ -169,6 +169,14 @@ impl Client {
         }
     }
 
+    /// A client with this one's configuration and its TLS set-up already loaded (no file is
+    /// read again), on a connection of its own: for watch streams and session keepalives.
+    pub(crate) fn sibling(&self) -> Client {
+        let mut client = Client::prepared(self.config.clone());
+        client.tls = self.tls.clone();
+        client
+    }
+
     /// A client of the member running in this process: requests go straight to its event
     /// loop; when it is not the leader, the client follows the leader over the network.
     pub fn connect_local(config: ClientConfig, local: LoopHandle) -> Result<Client> {

@@ -42,6 +42,9 @@ const _: () = assert!(COALESCE.as_millis() * 3 * 4 <= crate::limits::SESSION_TTL
 struct HubKey {
     endpoints: Vec<String>,
     cluster: u64,
+    /// Clients with other credentials keep their sessions alive through a hub of their own.
+    tls: Option<crate::runtime::tls::TlsFiles>,
+    token: crate::runtime::access::Secret,
 }
 
 /// One registered session.
@@ -112,12 +115,14 @@ pub(crate) fn register(
     let key = HubKey {
         endpoints: config.endpoints.clone(),
         cluster: config.cluster,
+        tls: config.tls.clone(),
+        token: config.token.clone(),
     };
     let mut hubs = hubs().lock();
     let hub = match hubs.iter().find(|h| h.key == key) {
         Some(hub) => hub.clone(),
         None => {
-            let client = Client::connect(config.clone())?;
+            let client = through.sibling();
             // Where the session was just created is where its first keepalive should go
             // (the endpoints before it may be down or slow).
             if let Some(endpoint) = through.last_endpoint() {

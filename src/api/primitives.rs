@@ -601,7 +601,7 @@ impl Session {
     /// A grant to this session on `name` between revisions `since` and `until`, from the
     /// event history (after a withdrawal found the session no longer waiting).
     fn find_grant(&self, space: Space, name: &[u8], since: u64, until: u64) -> Option<Granted> {
-        let mut stream = WatchStream::open(self.client.config().clone()).ok()?;
+        let mut stream = WatchStream::beside(&self.client);
         stream.add(space, name, since + 1).ok()?.ok()?;
         let deadline = deadline_after(self.client.config().timeout);
         // Bounded by the deadline.
@@ -625,7 +625,7 @@ impl Session {
         if let Some(stream) = self.wait_streams.lock().pop() {
             return Ok(stream);
         }
-        WatchStream::open(self.client.config().clone())
+        Ok(WatchStream::beside(&self.client))
     }
 }
 
@@ -945,7 +945,7 @@ impl Client {
             other => return Err(unexpected(other)),
         };
         let leader = holders.into_iter().next();
-        let mut stream = WatchStream::open(self.config().clone())?;
+        let mut stream = WatchStream::beside(self);
         if let Err(now) = stream.add(Space::Election, name, revision + 1)? {
             return Err(Error::Rejected(format!(
                 "revision {revision} left the history already (now {now}); observe again"
@@ -965,7 +965,7 @@ impl Client {
 
     /// A stream of changes to `space` names or keys under `prefix`, from revision `from`.
     pub fn watch(&self, space: Space, prefix: &[u8], from: u64) -> Result<(WatchStream, u64)> {
-        let mut stream = WatchStream::open(self.config().clone())?;
+        let mut stream = WatchStream::beside(self);
         match stream.add(space, prefix, from)? {
             Ok(watch) => Ok((stream, watch)),
             Err(revision) => Err(Error::Rejected(format!(
@@ -995,7 +995,7 @@ impl Client {
                     crate::limits::RANGE_BYTES_MAX
                 )));
             }
-            let mut stream = WatchStream::open(self.config().clone())?;
+            let mut stream = WatchStream::beside(self);
             if stream.add(Space::Kv, prefix, revision + 1)?.is_ok() {
                 return Ok((found, revision, stream));
             }

@@ -91,15 +91,23 @@ pub struct WatchStream {
 impl WatchStream {
     /// A stream on a connection of its own (opened on first use).
     pub fn open(config: ClientConfig) -> Result<WatchStream> {
-        let timeout = config.timeout;
-        Ok(WatchStream {
-            client: Client::connect(config)?,
+        Ok(WatchStream::on(Client::connect(config)?))
+    }
+
+    /// A stream on a connection of its own, configured as `client` is.
+    pub(crate) fn beside(client: &Client) -> WatchStream {
+        WatchStream::on(client.sibling())
+    }
+
+    fn on(client: Client) -> WatchStream {
+        WatchStream {
+            timeout: client.config().timeout,
+            client,
             watches: BTreeMap::new(),
             next_id: 1,
             connected: false,
             compacted: Vec::new(),
-            timeout,
-        })
+        }
     }
 
     /// Starts watching `space` keys under `prefix` from revision `from` (1: from the oldest

@@ -112,11 +112,6 @@ impl Connection {
         self.tls = Some(Box::new(tls));
     }
 
-    /// Whether the connection is encrypted.
-    pub fn is_encrypted(&self) -> bool {
-        self.tls.is_some()
-    }
-
     /// The common name of the certificate the other end presented over TLS, if any (its
     /// identity; see `runtime::access`).
     pub fn certificate_name(&self) -> Option<String> {

@@ -633,7 +633,38 @@ impl EventLoop {
 
     // ----- connections -----
 
-    fn add_connection(&mut self, mut stream: TcpStream, peer: Peer) -> Option<usize> {
+    /// A TLS session for a new connection: accepted (`to` is `None`), or this member's link
+    /// to the member at `to`. `Ok(None)` without TLS; `Err` (logged) when rustls cannot
+    /// start one.
+    fn tls_session(
+        &self,
+        to: Option<SocketAddr>,
+    ) -> std::result::Result<Option<rustls::Connection>, ()> {
+        let Some(tls) = &self.tls else {
+            return Ok(None);
+        };
+        let session = match to {
+            None => {
+                rustls::ServerConnection::new(tls.server.clone()).map(rustls::Connection::Server)
+            }
+            // The member's certificate must name the address it is reached at.
+            Some(address) => {
+                let name = rustls::pki_types::ServerName::IpAddress(address.ip().into());
+                rustls::ClientConnection::new(tls.client.clone(), name)
+                    .map(rustls::Connection::Client)
+            }
+        };
+        session
+            .map(Some)
+            .map_err(|error| warn(self.config.id, format!("cannot start TLS: {error}")))
+    }
+
+    fn add_connection(
+        &mut self,
+        mut stream: TcpStream,
+        peer: Peer,
+        tls: Option<rustls::Connection>,
+    ) -> Option<usize> {
         let open = self.connections.len() - self.free_slots.len();
         let limit = match peer {
             Peer::OutboundMember(_) => CONNECTIONS_MAX,
@@ -673,7 +704,11 @@ impl EventLoop {
         }
         let serial = self.next_serial;
         self.next_serial += 1;
-        self.connections[slot] = Some(Connection::new(stream, peer, serial));
+        let mut connection = Connection::new(stream, peer, serial);
+        if let Some(tls) = tls {
+            connection.encrypt(tls);
+        }
+        self.connections[slot] = Some(connection);
         Some(slot)
     }
 
@@ -737,23 +772,13 @@ impl EventLoop {
                         );
                         continue;
                     }
-                    let tls = match &self.tls {
-                        Some(tls) => match rustls::ServerConnection::new(tls.server.clone()) {
-                            Ok(session) => Some(rustls::Connection::Server(session)),
-                            Err(error) => {
-                                warn(self.config.id, format!("cannot start TLS: {error}"));
-                                continue;
-                            }
-                        },
-                        None => None,
+                    let Ok(tls) = self.tls_session(None) else {
+                        continue;
                     };
                     // Over the connection limit the stream is dropped (closed) at once.
-                    if let Some(slot) = self.add_connection(stream, Peer::Unknown) {
+                    if let Some(slot) = self.add_connection(stream, Peer::Unknown, tls) {
                         if let Some(Some(connection)) = self.connections.get_mut(slot) {
                             connection.source = Some(source);
-                            if let Some(tls) = tls {
-                                connection.encrypt(tls);
-                            }
                             *self.sources.entry(source).or_insert(0) += 1;
                         }
                     }
@@ -789,46 +814,18 @@ impl EventLoop {
             .map(|(&id, link)| (id, link.address))
             .collect();
         for (id, address) in due {
-            let slot = match TcpStream::connect(address) {
-                Ok(stream) => {
+            let slot = match (self.tls_session(Some(address)), TcpStream::connect(address)) {
+                (Ok(tls), Ok(stream)) => {
                     let _ = stream.set_nodelay(true);
                     limit_unacknowledged_time(&stream);
-                    self.add_connection(stream, Peer::OutboundMember(id))
+                    self.add_connection(stream, Peer::OutboundMember(id), tls)
                 }
-                Err(_) => None,
+                _ => None,
             };
             let hello = Frame::Hello {
                 cluster: self.config.cluster,
                 caller: Caller::Member(self.config.id),
                 token: self.config.token.0.clone(),
-            };
-            let tls = match &self.tls {
-                Some(tls) => {
-                    // The member's certificate must name the address it is reached at.
-                    let name = rustls::pki_types::ServerName::IpAddress(address.ip().into());
-                    match rustls::ClientConnection::new(tls.client.clone(), name) {
-                        Ok(session) => Some(rustls::Connection::Client(session)),
-                        Err(error) => {
-                            warn(self.config.id, format!("cannot start TLS: {error}"));
-                            None
-                        }
-                    }
-                }
-                None => None,
-            };
-            let slot = match (slot, &self.tls, tls) {
-                (Some(slot), Some(_), None) => {
-                    self.close(slot, "TLS could not start");
-                    None
-                }
-                (slot, _, tls) => {
-                    if let (Some(slot), Some(tls)) = (slot, tls) {
-                        if let Some(Some(connection)) = self.connections.get_mut(slot) {
-                            connection.encrypt(tls);
-                        }
-                    }
-                    slot
-                }
             };
             let link = self.links.get_mut(&id).expect("link exists");
             link.slot = slot;
@@ -1013,21 +1010,17 @@ impl EventLoop {
         let Some(Some(connection)) = self.connections.get(slot) else {
             return (None, Some("the connection is gone".into()));
         };
-        let certificate = connection.certificate_name();
-        let certified = connection.is_encrypted() && connection.has_peer_certificate();
-        let member = matches!(caller, Caller::Member(_));
         let Some(access) = &self.config.access else {
             // Without an access file, TLS alone decides: every caller shows a certificate the
             // cluster CA signed (mutual TLS), so strangers cannot even say Hello.
-            return match self.tls.is_some() && !certified {
-                true => (
-                    None,
-                    Some("present a certificate signed by the cluster CA".into()),
-                ),
-                false => (None, None),
-            };
+            if self.tls.is_some() && !connection.has_peer_certificate() {
+                let why = "present a certificate signed by the cluster CA";
+                return (None, Some(why.into()));
+            }
+            return (None, None);
         };
-        match access.identify(token, certificate.as_deref()) {
+        let member = matches!(caller, Caller::Member(_));
+        match access.identify(token, connection.certificate_name().as_deref()) {
             None => (
                 None,
                 Some("no known token or client certificate identifies the caller".into()),

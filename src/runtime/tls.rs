@@ -114,7 +114,8 @@ impl MemberTls {
             .with_client_cert_verifier(verifier)
             .with_single_cert(chain.clone(), key.clone_key())
             .map_err(|e| {
-                config_error("the certificate and key do not go together:", &files.ca, e)
+                let cert = files.cert.as_deref().unwrap_or(&files.ca);
+                config_error("the key does not go with the certificate", cert, e)
             })?;
         let client = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
