@@ -17,6 +17,16 @@ usage: accord bench core [options]
        accord bench wal --dir D [--appends N]
        accord bench local [--failover-trials N] [--scale N] [--only W1,W2] [--tls]
        accord bench ffi
+       accord bench hostile [--kinds K1,K2|all] [--connections 1,16,64] [--seconds S]
+                            [--rss-mib-max N] [--check]
+
+hostile: for each kind of `accord hostile` (default never-read) and each connection count, a
+fresh 3-process cluster; the attack runs against the leader for S seconds (default 8) while a
+well-behaved client of the same member puts and gets 64 B values and measures each call:
+  hostile <kind>: connections=<n> ops=<n> errors=<n> p50_us=<n> p99_us=<n> max_us=<n> leader_rss_mib_max=<n> leader_changed=<yes|no> lost=<n> closed_by_member=<n>
+--check exits 1 unless every call took less than an election timeout (500 ms) and
+succeeded, no acknowledged write was lost, the leader kept its leadership and its resident
+memory stayed under --rss-mib-max.
 
 ffi: one member in this process, started through the C ABI; a local serializable get
 through the Rust API and through accord_kv_get, alternating blocks of 20,000 calls:
@@ -67,6 +77,9 @@ pub fn main(arguments: Vec<String>) -> Result<ExitCode, String> {
     }
     if args.words.first().map(String::as_str) == Some("local") && !args.flag("help") {
         return crate::bench_local::main(args);
+    }
+    if args.words.first().map(String::as_str) == Some("hostile") && !args.flag("help") {
+        return crate::bench_hostile::main(args);
     }
     if args.words.first().map(String::as_str) == Some("ffi") && !args.flag("help") {
         return crate::bench_ffi::main(args);

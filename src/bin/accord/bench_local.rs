@@ -129,7 +129,7 @@ fn key(n: u64) -> Vec<u8> {
 }
 
 /// Current resident memory of a process, from /proc (Linux), in bytes.
-fn current_rss_bytes(pid: u32) -> Option<u64> {
+pub fn current_rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;

@@ -5,6 +5,7 @@
 mod args;
 mod bench;
 mod bench_ffi;
+mod bench_hostile;
 mod bench_local;
 mod bench_wal;
 mod certs;
@@ -13,6 +14,7 @@ mod coord;
 mod counting_alloc;
 mod crashtest;
 mod demo;
+mod hostile;
 mod kv;
 mod lincheck;
 mod member;
@@ -55,6 +57,7 @@ commands:
   crashtest  kill a process writing the WAL at random moments and check nothing acknowledged
            is lost (accord crashtest --help)
   lincheck check a recorded register history for linearizability (accord lincheck --help)
+  hostile  run clients that misbehave on purpose against one member (accord hostile --help)
   help     show this text
 ";
 
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
         "check" => check::main(arguments),
         "crashtest" => crashtest::main(arguments),
         "lincheck" => lincheck::main(arguments),
+        "hostile" => hostile::main(arguments),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)
