@@ -107,6 +107,11 @@ impl<'a> Reader<'a> {
         (0..count).map(|_| self.u64()).collect()
     }
 
+    /// Whether every byte was read.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
     /// Fails unless every byte was read.
     pub fn finish(&self) -> Result<(), String> {
         match self.bytes.len() {

@@ -191,7 +191,7 @@ pub const EVENTS_PER_FRAME_MAX: usize = 4096;
 
 /// Bytes a connection may have queued for sending before its watches are cancelled as slow
 /// consumers (below [`CONNECTION_SEND_BYTES_MAX`], so the cancellation itself still fits).
-pub const WATCH_CONNECTION_BACKLOG_BYTES_MAX: usize = 16 * 1024 * 1024;
+pub const WATCH_CONNECTION_BACKLOG_BYTES_MAX: usize = 8 * 1024 * 1024;
 
 /// Events a client-side watch buffers before the consumer reads them; past this the watch
 /// is cancelled with a reason (a slow consumer must not grow memory without bound).
@@ -203,6 +203,46 @@ pub const FRAME_BYTES_MAX: usize = APPEND_BYTES_MAX + ENTRY_BYTES_MAX + 4096;
 /// Bytes queued for sending on one connection before the node stops queueing more for it
 /// (a slow or dead peer is dropped from, not buffered for).
 pub const CONNECTION_SEND_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Unsent bytes at which a member stops taking a client connection's requests and computing
+/// its replies (its requests wait in the kernel, as TCP intends) until it drains below half
+/// of this. One connection then holds at most this plus one reply, plus the answers to its
+/// writes already in the log and its watches' events (see [`WATCH_CONNECTION_BACKLOG_BYTES_MAX`]).
+pub const CONNECTION_SEND_PAUSE_BYTES: usize = 1024 * 1024;
+
+/// Unsent bytes of all client connections of a member together (replies and watch events).
+/// Past it, the connections holding the most are told why and closed until the total is
+/// back under it: N connections cost at most this, however they behave.
+pub const MEMBER_CLIENT_SEND_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+/// Longest a client connection may keep its unsent output over [`CONNECTION_SEND_PAUSE_BYTES`]
+/// (not reading its replies) before the member tells it why and closes it.
+pub const CONNECTION_STALL_MS_MAX: u64 = 10_000;
+
+/// Bytes read from one connection per turn of the event loop.
+pub const CONNECTION_READ_BYTES_PER_TURN_MAX: usize = 1024 * 1024;
+
+/// Requests taken from one client connection per turn of the event loop (the rest wait in
+/// its receive buffer and the kernel until the next turn).
+pub const REQUESTS_PER_CONNECTION_TURN_MAX: usize = 256;
+
+/// Client requests taken from all connections together per turn of the event loop. Frames
+/// from other members are never held back: heartbeats, appends and votes go first.
+pub const CLIENT_REQUESTS_PER_TURN_MAX: usize = 4096;
+
+/// Bytes of client replies and watch events queued per turn of the event loop while taking
+/// requests, and again while serving confirmed reads (each its own budget, so that neither
+/// starves the other); once spent, no more client requests are taken, or no more confirmed
+/// reads served, until the next turn (copying large values must not hold up the ticks and
+/// the heartbeats).
+pub const REPLY_BYTES_PER_TURN_MAX: usize = 8 * 1024 * 1024;
+
+/// Confirmed linearizable reads served per turn of the event loop (the rest next turn).
+pub const READS_SERVED_PER_TURN_MAX: usize = 4096;
+
+/// `Ready` batches a member handles per turn of the event loop; each applies at most
+/// [`APPEND_BYTES_MAX`] of committed entries.
+pub const READY_ROUNDS_PER_TURN_MAX: usize = 8;
 
 /// Connections one node accepts at once (peers and clients together).
 pub const CONNECTIONS_MAX: usize = 4096;
@@ -275,6 +315,14 @@ const _: () = assert!(WATCHES_PER_CONNECTION_MAX <= WATCHES_MAX);
 const _: () =
     assert!(WATCH_CONNECTION_BACKLOG_BYTES_MAX + FRAME_BYTES_MAX < CONNECTION_SEND_BYTES_MAX);
 const _: () = assert!(SNAPSHOT_CHUNK_BYTES + 1024 < FRAME_BYTES_MAX);
+// A connection over its pause still fits its watch backlog and a closing frame.
+const _: () = assert!(CONNECTION_SEND_PAUSE_BYTES < WATCH_CONNECTION_BACKLOG_BYTES_MAX);
+const _: () = assert!(CONNECTION_SEND_PAUSE_BYTES >= RANGE_BYTES_MAX);
+const _: () = assert!(
+    MEMBER_CLIENT_SEND_BYTES_MAX >= 4 * (WATCH_CONNECTION_BACKLOG_BYTES_MAX + FRAME_BYTES_MAX)
+);
+const _: () = assert!(REQUESTS_PER_CONNECTION_TURN_MAX <= CLIENT_REQUESTS_PER_TURN_MAX);
+const _: () = assert!(REPLY_BYTES_PER_TURN_MAX >= 2 * FRAME_BYTES_MAX);
 
 /// Bytes of a shared-secret token a client may present in its `Hello`.
 pub const TOKEN_BYTES_MAX: usize = 256;
@@ -387,6 +435,36 @@ mod tests {
             (
                 "CONNECTION_SEND_BYTES_MAX",
                 CONNECTION_SEND_BYTES_MAX as u64,
+            ),
+            (
+                "CONNECTION_SEND_PAUSE_BYTES",
+                CONNECTION_SEND_PAUSE_BYTES as u64,
+            ),
+            (
+                "MEMBER_CLIENT_SEND_BYTES_MAX",
+                MEMBER_CLIENT_SEND_BYTES_MAX as u64,
+            ),
+            ("CONNECTION_STALL_MS_MAX", CONNECTION_STALL_MS_MAX as u64),
+            (
+                "CONNECTION_READ_BYTES_PER_TURN_MAX",
+                CONNECTION_READ_BYTES_PER_TURN_MAX as u64,
+            ),
+            (
+                "REQUESTS_PER_CONNECTION_TURN_MAX",
+                REQUESTS_PER_CONNECTION_TURN_MAX as u64,
+            ),
+            (
+                "CLIENT_REQUESTS_PER_TURN_MAX",
+                CLIENT_REQUESTS_PER_TURN_MAX as u64,
+            ),
+            ("REPLY_BYTES_PER_TURN_MAX", REPLY_BYTES_PER_TURN_MAX as u64),
+            (
+                "READS_SERVED_PER_TURN_MAX",
+                READS_SERVED_PER_TURN_MAX as u64,
+            ),
+            (
+                "READY_ROUNDS_PER_TURN_MAX",
+                READY_ROUNDS_PER_TURN_MAX as u64,
             ),
             ("CONNECTIONS_MAX", CONNECTIONS_MAX as u64),
             (

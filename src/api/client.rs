@@ -577,6 +577,15 @@ impl Client {
                     }
                     inner.pushed.push_back(frame);
                 }
+                // The member closes this connection and says why (it did not read its
+                // replies in time, say): retried on a new connection, and reported if the
+                // call runs out of time.
+                Frame::Refused(why) => {
+                    return Err(Error::Io {
+                        operation: format!("calling {address}"),
+                        reason: why,
+                    })
+                }
                 other => {
                     return Err(Error::InvalidMessage(frame_kind(&other)));
                 }

@@ -6,15 +6,15 @@ use std::io::{ErrorKind, Read, Write};
 use mio::net::TcpStream;
 
 use super::wire::{self, Decoded, Frame};
-use crate::limits::{CONNECTION_SEND_BYTES_MAX, FRAME_BYTES_MAX};
+use crate::limits::{
+    CONNECTION_READ_BYTES_PER_TURN_MAX, CONNECTION_SEND_BYTES_MAX, CONNECTION_SEND_PAUSE_BYTES,
+    FRAME_BYTES_MAX,
+};
 use crate::types::NodeId;
 
 /// Initial size of a connection's receive buffer, and the free space kept before a read; the
 /// buffer doubles to fit large frames and returns to this size once drained.
 const READ_CHUNK_BYTES: usize = 4 * 1024;
-
-/// Bytes read from one connection per turn of the event loop.
-const READ_BUDGET_BYTES: usize = 1024 * 1024;
 
 /// A drained receive buffer larger than this is shrunk back (idle connections stay small).
 const RECEIVE_BUFFER_KEEP_BYTES: usize = 64 * 1024;
@@ -68,11 +68,31 @@ pub struct Connection {
     /// reused (never zeroed again), grown only to fit a large frame.
     received: Vec<u8>,
     filled: usize,
+    /// Bytes `[0, consumed)` of the receive buffer were decoded already.
+    consumed: usize,
     to_send: Vec<u8>,
     sent: usize,
+    /// Where a frame starts in `to_send`, at or before `sent` (frames before it were
+    /// written whole).
+    frame_start: usize,
     /// Requests received on this connection and not yet answered (bounded by
     /// `PENDING_REQUESTS_PER_CONNECTION_MAX`).
     pub in_flight: usize,
+    /// Not read from while its unsent output is over the send pause (see
+    /// [`Connection::over_send_pause`]); the event loop resumes it once that drains.
+    pub paused: bool,
+    /// Listed in the event loop's set of connections to read again next turn.
+    pub listed_backlog: bool,
+    /// Since when its unsent output has stayed over the send pause (a connection that does
+    /// not drain for `CONNECTION_STALL_MS_MAX` is closed).
+    pub backlogged_since: Option<std::time::Instant>,
+    /// Linearizable reads confirmed while the connection was over the send pause: served
+    /// once it drains (bounded by `PENDING_REQUESTS_PER_CONNECTION_MAX`, as every request
+    /// of the connection in flight).
+    pub parked_reads: Vec<u64>,
+    /// Since when the connection is being closed for not reading its replies (it keeps its
+    /// slot a moment to write why).
+    pub closing_since: Option<std::time::Instant>,
     /// What the caller may do, when the member has an access file (set at its Hello).
     pub rights: Option<std::sync::Arc<super::access::Rights>>,
     /// The TLS session, when the connection is encrypted: frames are read from and written
@@ -98,11 +118,18 @@ impl Connection {
             last_received: std::time::Instant::now(),
             received: vec![0; READ_CHUNK_BYTES],
             filled: 0,
+            consumed: 0,
             to_send: Vec::new(),
             sent: 0,
+            frame_start: 0,
             tls: None,
             first_bytes_checked: false,
             in_flight: 0,
+            paused: false,
+            listed_backlog: false,
+            backlogged_since: None,
+            parked_reads: Vec::new(),
+            closing_since: None,
             rights: None,
         }
     }
@@ -206,16 +233,28 @@ impl Connection {
         }
     }
 
-    /// Reads everything available, then hands every complete frame to `on_frame`.
-    pub fn read(&mut self, mut on_frame: impl FnMut(Frame)) -> ReadOutcome {
+    /// Reads what the socket has, up to a turn's budget, into the receive buffer (frames are
+    /// then taken one at a time with [`Connection::next_frame`]). Reads nothing while a
+    /// turn's worth of bytes is still undecoded: the caller is taking frames more slowly
+    /// than the other end sends them, and the rest waits in the kernel, as TCP intends.
+    pub fn fill(&mut self) -> ReadOutcome {
+        self.received.copy_within(self.consumed..self.filled, 0);
+        self.filled -= self.consumed;
+        self.consumed = 0;
+        if self.filled == 0 && self.received.len() > RECEIVE_BUFFER_KEEP_BYTES {
+            self.received = vec![0; READ_CHUNK_BYTES];
+        }
         let mut read_this_turn = 0usize;
-        // Bounded: each round reads at least one byte, and READ_BUDGET_BYTES per turn, so one
-        // busy connection cannot starve the others or the ticks.
+        // Bounded: each round reads at least one byte, and at most
+        // CONNECTION_READ_BYTES_PER_TURN_MAX per turn, so one busy connection cannot starve
+        // the others or the ticks.
         loop {
-            if read_this_turn >= READ_BUDGET_BYTES {
-                return self
-                    .drain_frames(&mut on_frame)
-                    .unwrap_or(ReadOutcome::MoreAvailable);
+            let whole_frame_waiting = frame_length_at(&self.received[..self.filled], 0)
+                .is_some_and(|length| length <= self.filled);
+            if read_this_turn >= CONNECTION_READ_BYTES_PER_TURN_MAX
+                || (self.filled >= CONNECTION_READ_BYTES_PER_TURN_MAX && whole_frame_waiting)
+            {
+                return ReadOutcome::MoreAvailable;
             }
             if self.received.len() - self.filled < READ_CHUNK_BYTES {
                 if self.received.len() > 2 * FRAME_BYTES_MAX {
@@ -231,36 +270,66 @@ impl Connection {
                     read_this_turn += count;
                     self.last_received = std::time::Instant::now();
                 }
-                Err(error) if error.kind() == ErrorKind::WouldBlock => break,
+                Err(error) if error.kind() == ErrorKind::WouldBlock => return ReadOutcome::Open,
                 Err(error) if error.kind() == ErrorKind::Interrupted => continue,
                 Err(error) => return ReadOutcome::Closed(error.to_string()),
             }
-            if let Some(outcome) = self.drain_frames(&mut on_frame) {
-                return outcome;
-            }
         }
-        self.drain_frames(&mut on_frame)
-            .unwrap_or(ReadOutcome::Open)
     }
 
-    fn drain_frames(&mut self, on_frame: &mut impl FnMut(Frame)) -> Option<ReadOutcome> {
-        let mut offset = 0;
-        let result = loop {
-            match wire::decode(&self.received[offset..self.filled]) {
-                Decoded::Frame(frame, used) => {
-                    offset += used;
-                    on_frame(frame);
-                }
-                Decoded::NeedMore => break None,
-                Decoded::Invalid(why) => break Some(ReadOutcome::Closed(why)),
+    /// The next complete frame received, if any (`Err`: the other end broke the protocol,
+    /// and the text says how).
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, String> {
+        match wire::decode(&self.received[self.consumed..self.filled]) {
+            Decoded::Frame(frame, used) => {
+                self.consumed += used;
+                Ok(Some(frame))
             }
-        };
-        self.received.copy_within(offset..self.filled, 0);
-        self.filled -= offset;
-        if self.filled == 0 && self.received.len() > RECEIVE_BUFFER_KEEP_BYTES {
-            self.received = vec![0; READ_CHUNK_BYTES];
+            Decoded::NeedMore => Ok(None),
+            Decoded::Invalid(why) => Err(why),
         }
-        result
+    }
+
+    /// Whether received bytes wait to be decoded (a frame, or part of one).
+    pub fn has_undecoded_input(&self) -> bool {
+        self.consumed < self.filled
+    }
+
+    /// Whether this client connection has so much output unsent that the member takes no
+    /// more of its requests and computes no more replies for it until it drains: its
+    /// requests wait in the kernel, and nothing is computed only to be dropped.
+    pub fn over_send_pause(&self) -> bool {
+        self.pending_output_bytes() >= CONNECTION_SEND_PAUSE_BYTES
+    }
+
+    /// Drops every queued frame not yet started on the wire (the one being written is
+    /// finished first, so that the stream stays well-formed), then queues `last` and closes
+    /// the connection once it is written: what a connection that does not read its replies
+    /// is told before it is closed. Returns the bytes freed.
+    pub fn discard_unsent_then(&mut self, last: &Frame) -> usize {
+        self.advance_frame_start();
+        let keep = match frame_length_at(&self.to_send, self.frame_start) {
+            Some(length) if self.frame_start < self.sent => self.frame_start + length,
+            _ => self.sent.max(self.frame_start),
+        }
+        .min(self.to_send.len());
+        let freed = self.to_send.len() - keep;
+        self.to_send.truncate(keep);
+        self.to_send.shrink_to(keep + 4096);
+        wire::encode(last, &mut self.to_send);
+        self.close_after_flush = true;
+        freed
+    }
+
+    /// Moves `frame_start` past every frame written whole.
+    fn advance_frame_start(&mut self) {
+        // Bounded: each round passes one whole frame of the queue.
+        while let Some(length) = frame_length_at(&self.to_send, self.frame_start) {
+            if self.frame_start + length > self.sent {
+                break;
+            }
+            self.frame_start += length;
+        }
     }
 
     /// Queues a frame; returns false (and queues nothing) when the send buffer is full, which
@@ -301,9 +370,13 @@ impl Connection {
         if self.sent == self.to_send.len() {
             self.to_send.clear();
             self.sent = 0;
+            self.frame_start = 0;
         } else if self.sent > 1024 * 1024 {
-            self.to_send.drain(..self.sent);
-            self.sent = 0;
+            // Compacted at a frame's start, so that the unsent frames stay findable.
+            self.advance_frame_start();
+            self.to_send.drain(..self.frame_start);
+            self.sent -= self.frame_start;
+            self.frame_start = 0;
         }
         Ok(())
     }
@@ -350,4 +423,11 @@ impl Connection {
     pub fn has_pending_output(&self) -> bool {
         self.sent < self.to_send.len() || self.tls.as_ref().is_some_and(|tls| tls.wants_write())
     }
+}
+
+/// The length of the whole frame (header included) starting at `at` in `bytes`, if a frame
+/// header is there.
+fn frame_length_at(bytes: &[u8], at: usize) -> Option<usize> {
+    let header = bytes.get(at..at + 4)?;
+    Some(4 + u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize)
 }

@@ -101,6 +101,12 @@ pub struct Gauges {
     pub watches: u64,
     /// Transactions refused because a fencing token no longer held its lock or election.
     pub fencing_rejections: u64,
+    /// Unsent bytes of all client connections (replies and watch events).
+    pub client_send_bytes: u64,
+    /// Client connections not read from until their unsent output drains.
+    pub connections_paused: u64,
+    /// The longest turn of the event loop since the previous report, in microseconds.
+    pub loop_turn_us_max: u64,
     /// On the leader: every other member.
     pub peers: BTreeMap<NodeId, Peer>,
 }
@@ -109,6 +115,8 @@ pub struct Gauges {
 struct State {
     gauges: Gauges,
     leader_changes: u64,
+    ticks_late: u64,
+    connections_shed: u64,
     proposals: Histogram,
     fsyncs: Histogram,
 }
@@ -133,6 +141,16 @@ impl Metrics {
         }
     }
 
+    /// Counts a tick that ran more than a tick late.
+    pub fn tick_late(&self) {
+        self.state.lock().ticks_late += 1;
+    }
+
+    /// Counts a client connection closed for not reading its replies.
+    pub fn connection_shed(&self) {
+        self.state.lock().connections_shed += 1;
+    }
+
     /// Replaces the gauges.
     pub fn set_gauges(&self, gauges: Gauges) {
         self.state.lock().gauges = gauges;
@@ -155,11 +173,13 @@ impl Metrics {
 
     /// The metrics in the Prometheus text format.
     pub fn render(&self) -> String {
-        let (gauges, leader_changes, proposals, fsyncs) = {
+        let (gauges, leader_changes, ticks_late, connections_shed, proposals, fsyncs) = {
             let state = self.state.lock();
             (
                 state.gauges.clone(),
                 state.leader_changes,
+                state.ticks_late,
+                state.connections_shed,
                 state.proposals.clone(),
                 state.fsyncs.clone(),
             )
@@ -237,6 +257,42 @@ impl Metrics {
             "Transactions refused because a fencing token no longer held.",
             "counter",
             gauges.fencing_rejections,
+        );
+        gauge(
+            "accord_client_send_bytes",
+            "Unsent bytes of all client connections (replies and watch events).",
+            "gauge",
+            gauges.client_send_bytes,
+        );
+        gauge(
+            "accord_client_send_bytes_max",
+            "The member's budget for them (MEMBER_CLIENT_SEND_BYTES_MAX).",
+            "gauge",
+            crate::limits::MEMBER_CLIENT_SEND_BYTES_MAX as u64,
+        );
+        gauge(
+            "accord_client_connections_paused",
+            "Client connections not read from until their unsent replies drain.",
+            "gauge",
+            gauges.connections_paused,
+        );
+        gauge(
+            "accord_client_connections_shed_total",
+            "Client connections closed for not reading their replies.",
+            "counter",
+            connections_shed,
+        );
+        gauge(
+            "accord_loop_turn_us_max",
+            "The longest turn of the event loop in the last tick, in microseconds.",
+            "gauge",
+            gauges.loop_turn_us_max,
+        );
+        gauge(
+            "accord_ticks_late_total",
+            "Ticks that ran more than a tick late (the event loop was held up).",
+            "counter",
+            ticks_late,
         );
         gauge(
             "accord_wal_bytes",

@@ -45,10 +45,14 @@ use crate::core::state::watch::{WatchHub, WatchKey, WatchRefused};
 use crate::core::state::{Command, Event, EventKind, Request, StateMachine};
 use crate::error::{Error, Result};
 use crate::limits::{
-    CONNECTIONS_MAX, CONNECTIONS_PER_SOURCE_MAX, EVENTS_PER_FRAME_MAX, LAG_BYTES_SCAN_ENTRIES_MAX,
-    NODE_COMMAND_QUEUE_MAX, PENDING_CLIENT_REQUESTS_MAX, PENDING_REQUESTS_PER_CONNECTION_MAX,
-    POLL_EVENTS_MAX, RANGE_BYTES_MAX, RANGE_KEY_OVERHEAD_BYTES, REPEATED_WARNING_INTERVAL_MS,
-    SNAPSHOT_CHUNK_BYTES, WARNED_KEYS_MAX, WATCH_CONNECTION_BACKLOG_BYTES_MAX,
+    CLIENT_REQUESTS_PER_TURN_MAX, CONNECTIONS_MAX, CONNECTIONS_PER_SOURCE_MAX,
+    CONNECTION_SEND_PAUSE_BYTES, CONNECTION_STALL_MS_MAX, EVENTS_PER_FRAME_MAX,
+    LAG_BYTES_SCAN_ENTRIES_MAX, MEMBER_CLIENT_SEND_BYTES_MAX, NODE_COMMAND_QUEUE_MAX,
+    PENDING_CLIENT_REQUESTS_MAX, PENDING_REQUESTS_PER_CONNECTION_MAX, POLL_EVENTS_MAX,
+    RANGE_BYTES_MAX, RANGE_KEY_OVERHEAD_BYTES, READS_SERVED_PER_TURN_MAX,
+    READY_ROUNDS_PER_TURN_MAX, REPEATED_WARNING_INTERVAL_MS, REPLY_BYTES_PER_TURN_MAX,
+    REQUESTS_PER_CONNECTION_TURN_MAX, SNAPSHOT_CHUNK_BYTES, WARNED_KEYS_MAX,
+    WATCH_CONNECTION_BACKLOG_BYTES_MAX,
 };
 use crate::types::{ConfState, EntryKind, NodeId, Payload};
 
@@ -88,6 +92,10 @@ const MEMBER_LINK_USER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Reconnect backoff to a member: starts here, doubles, is capped, and gets jitter.
 const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(50);
 const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// How long a client connection closed for not reading its replies keeps its slot to write
+/// the reason it was closed for (it may still read it), before it is closed anyway.
+const CLOSING_GRACE: Duration = Duration::from_secs(2);
 
 /// Ticks run at once at most after a stall (a long pause must not fire a burst of timeouts
 /// that a real clock would not have).
@@ -277,6 +285,29 @@ impl ReplySlot {
 struct PendingRead {
     pending: Pending,
     op: ClientOp,
+    /// Confirmed, and waiting for its connection to drain (not a request without a quorum:
+    /// the request timeout does not fail it).
+    parked: bool,
+}
+
+/// What client work one turn of the event loop has done so far (see the `*_PER_TURN_MAX`
+/// limits): once spent, client requests and confirmed reads wait for the next turn, and
+/// Raft's traffic and the ticks go on.
+#[derive(Default)]
+struct Turn {
+    /// Client requests taken.
+    client_requests: usize,
+    /// Bytes of client replies and events queued.
+    reply_bytes: usize,
+    /// Confirmed reads were left for the next turn (which must then not wait in `poll`).
+    reads_deferred: bool,
+}
+
+impl Turn {
+    fn spent(&self) -> bool {
+        self.client_requests >= CLIENT_REQUESTS_PER_TURN_MAX
+            || self.reply_bytes >= REPLY_BYTES_PER_TURN_MAX
+    }
 }
 
 /// Outbound link state to one member.
@@ -311,8 +342,24 @@ pub struct EventLoop {
     role_seen: (Role, u64),
     /// Slots of connections with output queued (each listed once, see `mark_dirty`).
     dirty: Vec<usize>,
-    /// Slots of connections that spent their read budget with bytes possibly left.
+    /// Slots of connections to read again next turn: they spent a turn's budget with bytes
+    /// possibly left, or drained after a send pause (each listed once, see `read_later`).
     read_backlog: Vec<usize>,
+    /// Slots of connections the last turn's client budget left unread: read first next
+    /// turn, before those it served (round robin: the first connections of a turn cannot
+    /// take every turn's budget).
+    read_first: Vec<usize>,
+    /// The client work of the current turn.
+    turn: Turn,
+    /// Unsent bytes of all client connections, as of the last flush (bounded by
+    /// `MEMBER_CLIENT_SEND_BYTES_MAX`).
+    client_send_bytes: usize,
+    /// Client connections not read from, waiting for their output to drain.
+    connections_paused: usize,
+    /// Connections open whose caller said `Hello` as a client.
+    client_connections: usize,
+    /// The longest turn of the loop since metrics were last published.
+    turn_longest: Duration,
     /// When the connection limit was last logged.
     limit_logged: Option<Instant>,
     /// Accepted connections open per source address (bounded by `CONNECTIONS_MAX` entries:
@@ -358,6 +405,7 @@ enum Repeated {
     RefusedByMember,
     IgnoredMessage,
     Denied,
+    Shed,
 }
 
 /// The file that, with `ACCORD_FAILPOINTS=1`, delays a member's durable writes.
@@ -493,6 +541,12 @@ impl EventLoop {
             next_tick: now,
             dirty: Vec::new(),
             read_backlog: Vec::new(),
+            read_first: Vec::new(),
+            turn: Turn::default(),
+            client_send_bytes: 0,
+            connections_paused: 0,
+            client_connections: 0,
+            turn_longest: Duration::ZERO,
             limit_logged: None,
             sources: HashMap::new(),
             watches: WatchHub::new(state_revision),
@@ -555,17 +609,25 @@ impl EventLoop {
             format!("listening on {}", self.config.listen),
         );
         loop {
-            let timeout = if self.read_backlog.is_empty() {
+            let idle = self.read_backlog.is_empty() && self.read_first.is_empty();
+            let timeout = if idle && !self.turn.reads_deferred {
                 self.next_tick.saturating_duration_since(Instant::now())
             } else {
-                Duration::ZERO // connections left with bytes to read from the last turn
+                Duration::ZERO // work left from the last turn
             };
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(error) if error.kind() == ErrorKind::Interrupted => continue,
                 Err(error) => return Err(Error::io("polling", &error)),
             }
-            for slot in std::mem::take(&mut self.read_backlog) {
+            let turn_started = Instant::now();
+            self.turn = Turn::default();
+            let mut backlog = std::mem::take(&mut self.read_first);
+            backlog.append(&mut self.read_backlog);
+            for slot in backlog {
+                if let Some(Some(connection)) = self.connections.get_mut(slot) {
+                    connection.listed_backlog = false;
+                }
                 self.on_socket(slot);
             }
             for event in events.iter() {
@@ -597,6 +659,7 @@ impl EventLoop {
                 self.expire_requests(lost_leadership);
             }
             self.flush_all();
+            self.turn_longest = self.turn_longest.max(turn_started.elapsed());
         }
     }
 
@@ -617,6 +680,11 @@ impl EventLoop {
     /// Runs the ticks that are due; returns whether any was.
     fn tick_if_due(&mut self) -> bool {
         let now = Instant::now();
+        if now > self.next_tick + self.config.tick {
+            // A whole tick late: the loop was held up (a slow disk, a paused process, or
+            // work that a bound failed to cut short).
+            self.metrics.tick_late();
+        }
         let mut ticks = 0;
         while self.next_tick <= now {
             self.next_tick += self.config.tick;
@@ -727,6 +795,12 @@ impl EventLoop {
             }
         }
         self.watches.remove_connection(slot);
+        if matches!(connection.peer, Peer::Client(_)) {
+            self.client_connections -= 1;
+        }
+        for read in &connection.parked_reads {
+            self.pending_reads.remove(read);
+        }
         let mut repeated_failure = false;
         if let Peer::InboundMember(id) = connection.peer {
             self.raft.leader_connection_lost(id);
@@ -839,28 +913,85 @@ impl EventLoop {
         }
     }
 
+    /// Reads from a connection and handles what it sent, within the turn's bounds: a member's
+    /// frames always, a client's requests only while its output is under the send pause and
+    /// the turn's client budget lasts (the rest waits in the buffer and the kernel).
     fn on_socket(&mut self, slot: usize) {
-        let mut frames = Vec::new();
-        let (outcome, answer) = match self.connections.get_mut(slot) {
-            Some(Some(connection)) => {
-                let outcome = connection.read(|frame| frames.push(frame));
-                // A TLS handshake answers what it read.
-                (outcome, connection.has_pending_output())
-            }
-            _ => return,
+        let Some(Some(connection)) = self.connections.get_mut(slot) else {
+            return;
         };
-        if answer {
+        let serial = connection.serial;
+        let client = !matches!(
+            connection.peer,
+            Peer::InboundMember(_) | Peer::OutboundMember(_)
+        );
+        if client && connection.over_send_pause() {
+            connection.paused = true; // read again once it drains (see `flush_all`)
+            return;
+        }
+        if client && self.turn.spent() {
+            self.read_later(slot, true);
+            return;
+        }
+        let outcome = connection.fill();
+        // A TLS handshake answers what it read.
+        if connection.has_pending_output() {
             self.mark_dirty(slot);
         }
-        for frame in frames {
-            self.on_frame(slot, frame);
+        let mut more = matches!(outcome, ReadOutcome::MoreAvailable);
+        let mut taken = 0;
+        // Bounded by the receive buffer, and for a client by REQUESTS_PER_CONNECTION_TURN_MAX.
+        loop {
+            let Some(Some(connection)) = self.connections.get_mut(slot) else {
+                return; // a frame closed it
+            };
+            if connection.serial != serial {
+                return;
+            }
+            if client && connection.over_send_pause() {
+                connection.paused = true;
+                more = false;
+                break;
+            }
+            if client && (taken >= REQUESTS_PER_CONNECTION_TURN_MAX || self.turn.spent()) {
+                more |= connection.has_undecoded_input();
+                break;
+            }
+            match connection.next_frame() {
+                Ok(Some(frame)) => {
+                    if client {
+                        taken += 1;
+                        self.turn.client_requests += 1;
+                    }
+                    self.on_frame(slot, frame);
+                }
+                Ok(None) => break,
+                Err(why) => {
+                    self.close(slot, &why);
+                    return;
+                }
+            }
         }
         match outcome {
             ReadOutcome::Closed(why) => self.close(slot, &why),
-            ReadOutcome::MoreAvailable if !self.read_backlog.contains(&slot) => {
-                self.read_backlog.push(slot); // bounded by CONNECTIONS_MAX
+            _ if more => self.read_later(slot, false),
+            _ => {}
+        }
+    }
+
+    /// Lists `slot` to be read again next turn (the readiness event will not be repeated),
+    /// among the first if this turn's budget left it unread.
+    fn read_later(&mut self, slot: usize, unread: bool) {
+        if let Some(Some(connection)) = self.connections.get_mut(slot) {
+            if !connection.listed_backlog {
+                connection.listed_backlog = true;
+                // Bounded by CONNECTIONS_MAX: each connection is listed once.
+                if unread {
+                    self.read_first.push(slot);
+                } else {
+                    self.read_backlog.push(slot);
+                }
             }
-            ReadOutcome::MoreAvailable | ReadOutcome::Open => {}
         }
     }
 
@@ -910,7 +1041,9 @@ impl EventLoop {
                     request: id,
                 };
                 let connection = self.connections[slot].as_mut().expect("checked above");
-                if connection.in_flight >= PENDING_REQUESTS_PER_CONNECTION_MAX {
+                // Counted before any answer: every answer, a refusal included, uncounts one.
+                connection.in_flight += 1;
+                if connection.in_flight > PENDING_REQUESTS_PER_CONNECTION_MAX {
                     let why = format!(
                         "{PENDING_REQUESTS_PER_CONNECTION_MAX} requests of this connection wait \
                          for their answers already (the limit per connection); wait for some"
@@ -918,7 +1051,6 @@ impl EventLoop {
                     self.reply(&to, ClientReply::Failed(why));
                     return;
                 }
-                connection.in_flight += 1;
                 if let Some(rights) = &connection.rights {
                     if let Err(why) = rights.authorize(&op) {
                         // Logged without the key or name asked for (the client's error has it):
@@ -988,7 +1120,10 @@ impl EventLoop {
             None => {
                 connection.peer = match caller {
                     Caller::Member(id) => Peer::InboundMember(id),
-                    Caller::Client(id) => Peer::Client(id),
+                    Caller::Client(id) => {
+                        self.client_connections += 1;
+                        Peer::Client(id)
+                    }
                 };
                 connection.rights = rights;
                 connection.queue(&Frame::Welcome {
@@ -1054,6 +1189,32 @@ impl EventLoop {
         for slot in silent {
             self.close(slot, "no handshake within the handshake timeout");
         }
+        let stall = Duration::from_millis(CONNECTION_STALL_MS_MAX);
+        let mut stalled = Vec::new();
+        let mut overdue = Vec::new();
+        for &slot in &self.dirty {
+            let Some(Some(connection)) = self.connections.get(slot) else {
+                continue;
+            };
+            match (connection.closing_since, connection.backlogged_since) {
+                (Some(since), _) if now.duration_since(since) > CLOSING_GRACE => overdue.push(slot),
+                (None, Some(since)) if now.duration_since(since) > stall => {
+                    stalled.push((slot, connection.pending_output_bytes()))
+                }
+                _ => {}
+            }
+        }
+        for (slot, bytes) in stalled {
+            let why = format!(
+                "closed by the member: this connection left {bytes} bytes of replies unread \
+                 for over {} s (CONNECTION_STALL_MS_MAX); read your replies",
+                CONNECTION_STALL_MS_MAX / 1000
+            );
+            self.shed(slot, why);
+        }
+        for slot in overdue {
+            self.close(slot, "closed for not reading its replies");
+        }
     }
 
     /// Remembers that `slot` has output to write (each connection is listed once).
@@ -1067,15 +1228,31 @@ impl EventLoop {
     }
 
     /// Writes what is queued on every connection that has output (not on every connection:
-    /// idle ones cost nothing per iteration).
+    /// idle ones cost nothing per iteration); resumes client connections that drained after
+    /// a send pause; and keeps all client connections' unsent output under
+    /// `MEMBER_CLIENT_SEND_BYTES_MAX`.
     fn flush_all(&mut self) {
         let mut failed = Vec::new();
         let mut still_dirty = Vec::new();
+        let mut drained = Vec::new();
+        let now = Instant::now();
         for slot in std::mem::take(&mut self.dirty) {
             let Some(Some(connection)) = self.connections.get_mut(slot) else {
                 continue;
             };
-            match connection.flush() {
+            let result = connection.flush();
+            if connection.paused
+                && connection.pending_output_bytes() < CONNECTION_SEND_PAUSE_BYTES / 2
+            {
+                connection.paused = false;
+                drained.push(slot);
+            }
+            if connection.over_send_pause() {
+                connection.backlogged_since.get_or_insert(now);
+            } else {
+                connection.backlogged_since = None;
+            }
+            match result {
                 Err(why) => failed.push((slot, why)),
                 Ok(()) if connection.has_pending_output() => still_dirty.push(slot),
                 Ok(()) if connection.close_after_flush => {
@@ -1088,6 +1265,85 @@ impl EventLoop {
         for (slot, why) in failed {
             self.close(slot, &why);
         }
+        for slot in drained {
+            self.resume(slot);
+        }
+        self.bound_client_send_bytes();
+    }
+
+    /// A client connection drained after a send pause: its parked reads are served (until it
+    /// is over the pause again) and it is read again next turn.
+    fn resume(&mut self, slot: usize) {
+        let Some(Some(connection)) = self.connections.get_mut(slot) else {
+            return;
+        };
+        let parked = std::mem::take(&mut connection.parked_reads);
+        for read in parked {
+            if let Some(pending) = self.pending_reads.get_mut(&read) {
+                pending.parked = false;
+            }
+            self.serve_read(read); // parks it again if the connection is over the pause
+        }
+        self.read_later(slot, true);
+    }
+
+    /// Sums the client connections' unsent output and, while it is over the member's
+    /// budget, closes the connections holding the most (each told why).
+    fn bound_client_send_bytes(&mut self) {
+        let mut total = 0;
+        let mut paused = 0;
+        let mut holders = Vec::new();
+        for &slot in &self.dirty {
+            let Some(Some(connection)) = self.connections.get(slot) else {
+                continue;
+            };
+            if !matches!(connection.peer, Peer::Client(_) | Peer::Unknown) {
+                continue;
+            }
+            let bytes = connection.pending_output_bytes();
+            total += bytes;
+            paused += connection.paused as usize;
+            if !connection.close_after_flush {
+                holders.push((bytes, slot));
+            }
+        }
+        self.connections_paused = paused;
+        if total > MEMBER_CLIENT_SEND_BYTES_MAX {
+            holders.sort_unstable_by(|a, b| b.cmp(a));
+            for (bytes, slot) in holders {
+                if total <= MEMBER_CLIENT_SEND_BYTES_MAX {
+                    break;
+                }
+                let why = format!(
+                    "closed by the member: its clients' unsent replies reached \
+                     {total} bytes (the limit is {MEMBER_CLIENT_SEND_BYTES_MAX}), and this \
+                     connection held the most ({bytes} bytes unread); read your replies"
+                );
+                total -= self.shed(slot, why);
+            }
+        }
+        self.client_send_bytes = total;
+    }
+
+    /// Closes a client connection that does not read its replies: drops what it has not
+    /// started to receive, queues the reason, and closes it once that is written or after
+    /// `CLOSING_GRACE`. Returns the bytes freed.
+    fn shed(&mut self, slot: usize, why: String) -> usize {
+        let Some(Some(connection)) = self.connections.get_mut(slot) else {
+            return 0;
+        };
+        let freed = connection.discard_unsent_then(&Frame::Refused(why.clone()));
+        connection.closing_since = Some(Instant::now());
+        for read in std::mem::take(&mut connection.parked_reads) {
+            self.pending_reads.remove(&read);
+        }
+        self.metrics.connection_shed();
+        self.warn_now_and_then(
+            (Repeated::Shed, 0),
+            format!("closing a client connection: {why}"),
+        );
+        self.mark_dirty(slot);
+        freed
     }
 
     fn reply(&mut self, to: &ReplyTo, reply: ClientReply) {
@@ -1101,10 +1357,12 @@ impl EventLoop {
                 if let Some(Some(connection)) = self.connections.get_mut(slot) {
                     if connection.serial == *serial {
                         connection.in_flight = connection.in_flight.saturating_sub(1);
+                        let before = connection.pending_output_bytes();
                         connection.queue(&Frame::Reply {
                             id: *request,
                             reply,
                         });
+                        self.turn.reply_bytes += connection.pending_output_bytes() - before;
                         self.mark_dirty(slot);
                     }
                 }
@@ -1128,7 +1386,10 @@ impl EventLoop {
 
     fn on_request(&mut self, to: ReplyTo, op: ClientOp) {
         let since = Instant::now();
-        if self.pending_writes.len() + self.pending_reads.len() >= PENDING_CLIENT_REQUESTS_MAX {
+        let pending = self.pending_writes.len() + self.pending_reads.len();
+        if pending >= PENDING_CLIENT_REQUESTS_MAX
+            || (pending >= PENDING_CLIENT_REQUESTS_MAX / 2 && self.over_fair_share(&to))
+        {
             let reply = ClientReply::Unavailable("this member is overloaded; retry later".into());
             self.reply(&to, reply);
             return;
@@ -1194,7 +1455,12 @@ impl EventLoop {
                 match self.raft.read_index(read) {
                     Ok(()) => {
                         let pending = Pending { to, since };
-                        self.pending_reads.insert(read, PendingRead { pending, op });
+                        let read_state = PendingRead {
+                            pending,
+                            op,
+                            parked: false,
+                        };
+                        self.pending_reads.insert(read, read_state);
                     }
                     Err(error) => {
                         let reply = self.refusal(error);
@@ -1225,6 +1491,22 @@ impl EventLoop {
                 self.reply(&to, ClientReply::Watching { revision });
             }
         }
+    }
+
+    /// Whether the connection `to` answers to has more requests waiting than its fair share
+    /// of half the member's `PENDING_CLIENT_REQUESTS_MAX`: past half of it, a connection
+    /// holding more is refused, so that a few connections piling up requests (a pipeliner
+    /// that never reads its replies) leave room for every other one. The connections at or
+    /// under their share hold at most the other half together.
+    fn over_fair_share(&self, to: &ReplyTo) -> bool {
+        let ReplyTo::Socket { slot, .. } = to else {
+            return false;
+        };
+        let share = PENDING_CLIENT_REQUESTS_MAX / (2 * self.client_connections.max(1));
+        self.connections
+            .get(*slot)
+            .and_then(Option::as_ref)
+            .is_some_and(|c| c.in_flight > share.max(1))
     }
 
     fn start_watch(
@@ -1289,6 +1571,7 @@ impl EventLoop {
             self.mark_dirty(key.slot);
             return;
         }
+        let before = connection.pending_output_bytes();
         let mut first = 0;
         let mut bytes = 0;
         for (position, event) in events.iter().enumerate() {
@@ -1302,6 +1585,7 @@ impl EventLoop {
             bytes += cost;
         }
         connection.queue_events(key.watch, &events[first..]);
+        self.turn.reply_bytes += connection.pending_output_bytes().saturating_sub(before);
         self.mark_dirty(key.slot);
     }
 
@@ -1496,6 +1780,13 @@ impl EventLoop {
             last_index: self.raft.last_index(),
             revision: self.state.revision(),
             members,
+            load: wire::ClientLoad {
+                connections: self.client_connections as u64,
+                paused: self.connections_paused as u64,
+                send_bytes: self.client_send_bytes as u64,
+                send_bytes_max: MEMBER_CLIENT_SEND_BYTES_MAX as u64,
+                pending_requests: (self.pending_writes.len() + self.pending_reads.len()) as u64,
+            },
         }
     }
 
@@ -1562,7 +1853,7 @@ impl EventLoop {
         let reads: Vec<u64> = self
             .pending_reads
             .iter()
-            .filter(|(_, r)| expired(&r.pending))
+            .filter(|(_, r)| !r.parked && expired(&r.pending))
             .map(|(k, _)| *k)
             .collect();
         let failed = || {
@@ -1588,7 +1879,7 @@ impl EventLoop {
 
     fn handle_ready(&mut self) -> Result<()> {
         // Bounded: each round consumes the pending work; new work only comes from sockets.
-        for _ in 0..8 {
+        for _ in 0..READY_ROUNDS_PER_TURN_MAX {
             if !self.raft.has_ready() {
                 break;
             }
@@ -1849,6 +2140,9 @@ impl EventLoop {
             locks_held: self.state.locks_held() as u64,
             watches: self.watches.len() as u64,
             fencing_rejections: self.state.fencing_rejections(),
+            client_send_bytes: self.client_send_bytes as u64,
+            connections_paused: self.connections_paused as u64,
+            loop_turn_us_max: std::mem::take(&mut self.turn_longest).as_micros() as u64,
             peers,
         });
     }
@@ -2189,23 +2483,59 @@ impl EventLoop {
         ClientReply::KeptAlive(ttls)
     }
 
+    /// Serves the reads a quorum confirmed and this member has applied far enough for, within
+    /// the turn's bounds (the rest next turn).
     fn serve_confirmed_reads(&mut self) {
         let applied = self.state.applied_index();
         let mut waiting = VecDeque::new();
+        let mut served = 0;
+        // A budget of its own: the requests taken earlier in the turn must not starve the
+        // answers to reads confirmed already.
+        let bytes_before = self.turn.reply_bytes;
+        // Bounded by the queue, itself bounded by PENDING_CLIENT_REQUESTS_MAX.
         while let Some((read, index)) = self.confirmed_reads.pop_front() {
             if index > applied {
                 waiting.push_back((read, index));
                 continue;
             }
-            if let Some(r) = self.pending_reads.remove(&read) {
-                let reply = match &r.op {
-                    ClientOp::KeepAlive { sessions } => self.keep_alive(sessions),
-                    op => self.read(op),
-                };
-                self.reply(&r.pending.to, reply);
+            if served >= READS_SERVED_PER_TURN_MAX
+                || self.turn.reply_bytes - bytes_before >= REPLY_BYTES_PER_TURN_MAX
+            {
+                waiting.push_back((read, index));
+                waiting.extend(self.confirmed_reads.drain(..));
+                self.turn.reads_deferred = true;
+                break;
             }
+            served += 1;
+            self.serve_read(read);
         }
         self.confirmed_reads = waiting;
+    }
+
+    /// Answers a confirmed read, or parks it on its connection while that connection's
+    /// unsent output is over the send pause: a reply is never computed only to wait behind
+    /// a megabyte of others (or to be dropped).
+    fn serve_read(&mut self, read: u64) {
+        let Some(pending) = self.pending_reads.get_mut(&read) else {
+            return;
+        };
+        if let ReplyTo::Socket { slot, serial, .. } = pending.pending.to {
+            if let Some(Some(connection)) = self.connections.get_mut(slot) {
+                if connection.serial == serial && connection.over_send_pause() {
+                    pending.parked = true;
+                    connection.parked_reads.push(read); // bounded by its requests in flight
+                    connection.paused = true;
+                    return;
+                }
+            }
+        }
+        if let Some(r) = self.pending_reads.remove(&read) {
+            let reply = match &r.op {
+                ClientOp::KeepAlive { sessions } => self.keep_alive(sessions),
+                op => self.read(op),
+            };
+            self.reply(&r.pending.to, reply);
+        }
     }
 
     /// Takes a snapshot once enough entries were applied since the last one: at least

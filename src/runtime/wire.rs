@@ -259,6 +259,23 @@ pub struct Status {
     pub revision: u64,
     /// On a leader: every member's health as the leader sees it.
     pub members: Vec<MemberHealth>,
+    /// The member's load from its clients: what they cost it now, beside its bounds.
+    pub load: ClientLoad,
+}
+
+/// What a member's clients cost it, beside the bounds (see `limits.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientLoad {
+    /// Client connections open.
+    pub connections: u64,
+    /// Of those, connections not read from until their unsent replies drain.
+    pub paused: u64,
+    /// Unsent bytes of all client connections (replies and watch events).
+    pub send_bytes: u64,
+    /// The member's budget for them (`MEMBER_CLIENT_SEND_BYTES_MAX`).
+    pub send_bytes_max: u64,
+    /// Client requests waiting for the log or a read confirmation.
+    pub pending_requests: u64,
 }
 
 /// One member's health, as the leader sees it.
@@ -1248,6 +1265,16 @@ fn encode_reply(reply: &ClientReply, out: &mut Vec<u8>) {
                 out.put_u64(member.contact_ms);
                 out.put_u8(member.suspect as u8);
             }
+            let load = &status.load;
+            for value in [
+                load.connections,
+                load.paused,
+                load.send_bytes,
+                load.send_bytes_max,
+                load.pending_requests,
+            ] {
+                out.put_u64(value);
+            }
         }
         ClientReply::KeptAlive(ttls) => {
             out.put_u8(7);
@@ -1355,6 +1382,18 @@ fn decode_reply(reader: &mut Reader) -> Result<ClientReply, String> {
                     })
                 })
                 .collect::<Result<Vec<_>, String>>()?;
+            // A member of the previous version sends no load.
+            let load = if reader.is_empty() {
+                ClientLoad::default()
+            } else {
+                ClientLoad {
+                    connections: reader.u64()?,
+                    paused: reader.u64()?,
+                    send_bytes: reader.u64()?,
+                    send_bytes_max: reader.u64()?,
+                    pending_requests: reader.u64()?,
+                }
+            };
             ClientReply::Status(Status {
                 id,
                 role,
@@ -1365,6 +1404,7 @@ fn decode_reply(reader: &mut Reader) -> Result<ClientReply, String> {
                 last_index: values[4],
                 revision: values[5],
                 members,
+                load,
             })
         }
         7 => {

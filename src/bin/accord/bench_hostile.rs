@@ -50,8 +50,7 @@ fn measure(kind: Kind, connections: usize, seconds: u64) -> Result<Outcome, Stri
     let tick = TICK_MS.to_string();
     let election = ELECTION_TICKS.to_string();
     let server_args = ["--tick-ms", &tick, "--election-ticks", &election];
-    let cluster =
-        LocalCluster::start(&binary, 3, "bench-hostile", &server_args).map_err(fail)?;
+    let cluster = LocalCluster::start(&binary, 3, "bench-hostile", &server_args).map_err(fail)?;
     let (leader, term) = cluster
         .wait_for_leader(None, Duration::from_secs(10))
         .map_err(fail)?;
@@ -91,7 +90,12 @@ fn measure(kind: Kind, connections: usize, seconds: u64) -> Result<Outcome, Stri
         timeout: Duration::from_secs(10),
         ..cluster.client_config(
             std::iter::once(target.to_string())
-                .chain(cluster.endpoints().into_iter().filter(|e| *e != target.to_string()))
+                .chain(
+                    cluster
+                        .endpoints()
+                        .into_iter()
+                        .filter(|e| *e != target.to_string()),
+                )
                 .collect(),
         )
     })
@@ -131,6 +135,18 @@ fn measure(kind: Kind, connections: usize, seconds: u64) -> Result<Outcome, Stri
         }
     }
     let max_us = latencies.iter().fold(0.0f64, |a, &b| a.max(b)) * 1e6;
+    if leader_changed || errors > 0 || max_us >= (TICK_MS * ELECTION_TICKS * 1000) as f64 {
+        // What the members said, before the cluster's directory goes with it.
+        for id in cluster.ids() {
+            let log = cluster.dir().join(format!("node{id}.log"));
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            eprintln!("--- the last lines of member {id}'s log:");
+            for line in &lines[lines.len().saturating_sub(15)..] {
+                eprintln!("{line}");
+            }
+        }
+    }
     Ok(Outcome {
         ops: latencies.len(),
         errors,
@@ -155,11 +171,17 @@ pub fn main(mut args: Args) -> Result<ExitCode, String> {
     let kinds: Vec<Kind> = if kinds == "all" {
         Kind::ALL.to_vec()
     } else {
-        kinds.split(',').map(Kind::parse).collect::<Result<_, _>>()?
+        kinds
+            .split(',')
+            .map(Kind::parse)
+            .collect::<Result<_, _>>()?
     };
     let counts: Vec<usize> = counts
         .split(',')
-        .map(|c| c.parse().map_err(|_| format!("--connections: '{c}' is not a number")))
+        .map(|c| {
+            c.parse()
+                .map_err(|_| format!("--connections: '{c}' is not a number"))
+        })
         .collect::<Result<_, _>>()?;
     if !(1..=600).contains(&seconds) {
         return Err("--seconds must be 1..=600".into());

@@ -207,10 +207,8 @@ fn watch_requests() -> Vec<u8> {
 
 /// A client id no other client of the cluster uses (random per connection).
 fn client_id(serial: u64) -> u64 {
-    let random = std::hash::BuildHasher::hash_one(
-        &std::collections::hash_map::RandomState::new(),
-        serial,
-    );
+    let random =
+        std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), serial);
     random | 1
 }
 

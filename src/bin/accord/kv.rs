@@ -147,6 +147,16 @@ pub fn status_main(arguments: Vec<String>) -> Result<ExitCode, String> {
                     "{endpoint:<22} {:>4} {:<13} {:>6} {:>6} {:>8} {:>8} {:>8}",
                     s.id, s.role, s.term, s.leader, s.commit, s.applied, s.revision
                 );
+                let load = &s.load;
+                println!(
+                    "    clients: {} connections ({} paused until they read their replies), \
+                     {} of {} bytes of replies unsent, {} requests waiting",
+                    load.connections,
+                    load.paused,
+                    load.send_bytes,
+                    load.send_bytes_max,
+                    load.pending_requests
+                );
                 for m in &s.members {
                     let contact = if m.contact_ms == u64::MAX {
                         "never".to_string()
