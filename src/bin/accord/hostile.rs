@@ -213,7 +213,7 @@ fn client_id(serial: u64) -> u64 {
 }
 
 /// Prepares what the attack needs in the cluster: the large value, for the readers.
-fn prepare(attack: &Attack) -> Result<Option<Client>, String> {
+fn prepare(attack: &Attack) -> Result<Client, String> {
     let config = ClientConfig {
         cluster: attack.cluster,
         ..ClientConfig::new(attack.endpoints.clone())
@@ -224,7 +224,7 @@ fn prepare(attack: &Attack) -> Result<Option<Client>, String> {
             .put(ATTACK_KEY, &vec![b'x'; attack.value_bytes])
             .map_err(|e| format!("writing the attack's value: {e}"))?;
     }
-    Ok(Some(client))
+    Ok(client)
 }
 
 /// Runs `attack` until `until` (or until `stop` is set); returns what it did.
@@ -237,7 +237,7 @@ pub fn run(attack: &Attack, until: Instant, stop: &AtomicBool) -> Result<Summary
     let client = prepare(attack)?;
     let writer_stop = Arc::new(AtomicBool::new(false));
     let writer = match (attack.kind, client) {
-        (Kind::WatchNeverRead, Some(client)) => {
+        (Kind::WatchNeverRead, client) => {
             let stop = writer_stop.clone();
             Some(std::thread::spawn(move || busy_writer(&client, &stop)))
         }
